@@ -1,0 +1,1 @@
+"""Benchtop's models, training loop and view data; importable without Qt."""
