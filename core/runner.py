@@ -83,8 +83,9 @@ class MetricHistory:
         if self._n == len(self._steps):
             self._grow()
 
-        for name in metrics.keys() - self._columns.keys():
-            self._columns[name] = np.full(len(self._steps), np.nan)
+        for name in metrics:
+            if name not in self._columns:
+                self._columns[name] = np.full(len(self._steps), np.nan)
 
         i = self._n
         self._steps[i] = step
