@@ -1,0 +1,1 @@
+"""Benchtop's window: Qt widgets that draw what core computes; nothing here trains."""

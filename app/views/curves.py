@@ -1,0 +1,166 @@
+"""Metric curves against the training step, with smoothing and a log-scale toggle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
+
+from app.views.view_widget import ViewWidget, series_color, style_plot
+from core.views import Curves, Reference
+
+#: Half-width of the smoothing window as a fraction of the number of points.
+SMOOTHING_FRACTION = 0.02
+
+
+def moving_average(y: np.ndarray, half_width: int) -> np.ndarray:
+    """Return the centred moving average of ``y``, with the window shrinking at both ends."""
+    n = len(y)
+    if half_width < 1 or n < 3:
+        return y
+    cumulative = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])
+    i = np.arange(n)
+    low = np.maximum(i - half_width, 0)
+    high = np.minimum(i + half_width + 1, n)
+    return (cumulative[high] - cumulative[low]) / (high - low)
+
+
+def smooth(y: np.ndarray, log_scale: bool) -> np.ndarray:
+    """Smooth a curve for display; on a log scale, average the logarithms.
+
+    Averaging logarithms keeps a loss that falls over decades from being dominated by its early,
+    large values.
+    """
+    half_width = int(len(y) * SMOOTHING_FRACTION)
+    if log_scale and len(y) and np.all(y > 0):
+        return np.power(10.0, moving_average(np.log10(y), half_width))
+    return moving_average(y, half_width)
+
+
+class DecadeAxis(pg.AxisItem):
+    """An axis that, on a log scale, labels decades first, then 2 and 5, then the rest.
+
+    pyqtgraph puts every tick of a range spanning a few decades (1, 2, … 9, 10, 20 …) on one
+    level, so all are labelled and the labels overlap; split into levels, the lower ones are
+    labelled only where there is room.
+    """
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 (Qt names)
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        if not ticks or ticks[-1][0] is not None:
+            return ticks  # many decades: pyqtgraph already spaces them
+        levels: list[list[float]] = [[], [], []]
+        # The levels pyqtgraph returns overlap (a decade is also "1 times" that decade).
+        for v in sorted({round(v, 9) for _, values in ticks for v in values}):
+            mantissa = round(10 ** (v - math.floor(v + 1e-9)))
+            levels[0 if mantissa in (1, 10) else 1 if mantissa in (2, 5) else 2].append(v)
+        if not levels[0]:
+            return ticks
+        return [(1.0, levels[0]), (None, levels[1]), (None, levels[2])]
+
+
+class CurvesWidget(ViewWidget):
+    """Draws a :class:`~core.views.Curves` view: one line per series, references dashed.
+
+    Long curves are drawn downsampled to the screen's resolution and clipped to the visible
+    range, so a run of many thousand steps costs no more to draw than a short one.
+    """
+
+    view_type = Curves
+
+    def __init__(self, view: Curves, parent: QWidget | None = None) -> None:
+        super().__init__(view, parent)
+        self.plot: pg.PlotItem = self.canvas.addPlot(axisItems={"left": DecadeAxis("left")})
+        style_plot(self.plot, view.title, view.x_label, view.y_label)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        self._raw: dict[str, pg.PlotDataItem] = {}
+        self._smooth: dict[str, pg.PlotDataItem] = {}
+        self._references: tuple[Reference, ...] = ()
+        self._reference_lines: list[pg.InfiniteLine] = []
+
+        # Display toggles, outside the figure so exports show only the plot.
+        self.smooth_box = QCheckBox("Smooth")
+        self.smooth_box.setToolTip("Draw a moving average over the raw values (shown faded).")
+        self.log_box = QCheckBox("Log y")
+        self.log_box.setToolTip("Logarithmic y axis; values at or below zero are not drawn.")
+        self.log_box.setChecked(view.log_y)
+        row = QHBoxLayout(self.header)
+        row.setContentsMargins(8, 2, 8, 0)
+        row.addStretch(1)
+        row.addWidget(self.smooth_box)
+        row.addWidget(self.log_box)
+        self.header.show()
+        self.smooth_box.toggled.connect(self._redraw)
+        self.log_box.toggled.connect(self._redraw)
+
+        self.set_view(view)
+
+    def set_view(self, view: Curves) -> None:
+        self.view = view
+        log_scale = self.log_box.isChecked()
+        smoothing = self.smooth_box.isChecked()
+        self.plot.setLogMode(y=log_scale)
+
+        # One raw and one smoothed line per series, created when the series first appears.
+        for index, series in enumerate(view.series):
+            if series.label not in self._raw:
+                self._add_series(series.label, index)
+            raw, smoothed = self._raw[series.label], self._smooth[series.label]
+            raw.setData(series.x, series.y)
+            raw.setPen(self._pen(index, faded=smoothing))
+            if smoothing:
+                smoothed.setData(series.x, smooth(series.y, log_scale))
+            smoothed.setVisible(smoothing)
+
+        self.legend.setVisible(len(view.series) > 1)
+
+        # Reference lines sit at the logarithm of their value on a log axis.
+        if view.references != self._references:
+            self._set_references(view)
+        for line, reference in zip(self._reference_lines, view.references, strict=True):
+            shown = reference.value > 0 or not log_scale
+            line.setVisible(shown)
+            if shown:
+                line.setPos(math.log10(reference.value) if log_scale else reference.value)
+
+    def _add_series(self, label: str, index: int) -> None:
+        raw = self.plot.plot(pen=self._pen(index, faded=False))
+        smoothed = self.plot.plot(pen=pg.mkPen(series_color(index), width=2))
+        # The legend shows the series' solid colour whether or not the raw line is faded.
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(series_color(index), width=2)), label)
+        for item in (raw, smoothed):
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+            item.setSkipFiniteCheck(True)
+        self._raw[label] = raw
+        self._smooth[label] = smoothed
+
+    def _set_references(self, view: Curves) -> None:
+        for line in self._reference_lines:
+            self.plot.removeItem(line)
+        self._references = view.references
+        self._reference_lines = []
+        for reference in view.references:
+            line = pg.InfiniteLine(
+                angle=0,
+                movable=False,
+                pen=pg.mkPen("#555555", width=1.5, style=Qt.PenStyle.DashLine),
+                label=f"{reference.label} = {reference.value:.4g}",
+                labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)], "color": "#333333"},
+            )
+            self.plot.addItem(line)
+            self._reference_lines.append(line)
+
+    @staticmethod
+    def _pen(index: int, faded: bool) -> pg.QtGui.QPen:
+        color = pg.mkColor(series_color(index))
+        if faded:
+            color.setAlpha(70)
+        return pg.mkPen(color, width=1.5)
+
+    def _redraw(self) -> None:
+        if self.view is not None:
+            self.set_view(self.view)

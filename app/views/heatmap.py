@@ -1,0 +1,82 @@
+"""A scalar field on a grid, with its colour bar and optional points drawn over it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QWidget
+
+from app.views.view_widget import COLORMAP_NAME, ViewWidget, style_plot
+from core.views import Heatmap
+
+#: Most points drawn over a heatmap; more would hide the field and slow the window.
+MAX_OVERLAY_POINTS = 2000
+
+
+class HeatmapWidget(ViewWidget):
+    """Draws a :class:`~core.views.Heatmap` view on its extent, in its declared colour levels.
+
+    Two heatmaps with the same ``levels`` therefore use one colour for one value, which is what
+    makes a target and a learned density comparable side by side.
+    """
+
+    view_type = Heatmap
+
+    def __init__(self, view: Heatmap, parent: QWidget | None = None) -> None:
+        super().__init__(view, parent)
+        self.plot: pg.PlotItem = self.canvas.addPlot()
+        style_plot(self.plot, view.title, view.x_label, view.y_label, grid=False)
+        self.plot.setAspectLocked(True)
+        self.plot.setMenuEnabled(False)
+
+        # The field: row i of the values is drawn at y = ys[i], so rows run bottom to top.
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=view.levels,
+            colorMap=pg.colormap.get(COLORMAP_NAME),
+            label=view.colorbar_label or None,
+            interactive=False,
+            width=14,
+            colorMapMenu=False,
+        )
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+
+        # Points over the field: white with a dark rim stand out on every part of the map.
+        self.points = pg.ScatterPlotItem(
+            size=4, pen=pg.mkPen(0, 0, 0, 160, width=0.8), brush=pg.mkBrush(255, 255, 255, 200)
+        )
+        self.plot.addItem(self.points)
+        self.legend = self.plot.addLegend(offset=(-5, 5), labelTextSize="9pt", brush="#ffffffc0")
+        self.legend.setVisible(False)
+
+        self._extent: tuple[float, float, float, float] | None = None
+        self.set_view(view)
+
+    def set_view(self, view: Heatmap) -> None:
+        if self.view is view:
+            return
+        self.view = view
+
+        # The field, stretched over its extent, coloured on the declared levels.
+        self.image.setImage(np.asarray(view.values, dtype=np.float32), autoLevels=False)
+        self.colorbar.setLevels(view.levels)
+        if view.extent != self._extent:
+            x_min, x_max, y_min, y_max = view.extent
+            self.image.setRect(QRectF(x_min, y_min, x_max - x_min, y_max - y_min))
+            self.plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
+            self._extent = view.extent
+
+        # The overlay, thinned evenly when there are more points than can be read.
+        points = view.points
+        if points is None or len(points) == 0:
+            self.points.clear()
+            self.legend.setVisible(False)
+            return
+        if len(points) > MAX_OVERLAY_POINTS:
+            points = points[:: -(-len(points) // MAX_OVERLAY_POINTS)]
+        self.points.setData(points[:, 0], points[:, 1])
+        if view.points_label and not self.legend.items:
+            self.legend.addItem(self.points, view.points_label)
+        self.legend.setVisible(bool(view.points_label))

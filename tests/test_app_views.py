@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from fakes import LineFit
+
+from app.views import CurvesWidget, HeatmapWidget, ScatterWidget, create_view_widget
+from app.views.curves import moving_average, smooth
+from core.runner import Runner
+from core.views import Curves, Heatmap, Reference, Scatter, Series
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    runner = Runner(LineFit, {"lr": 0.1}, eval_every=10)
+    runner.run(120)
+    return runner.snapshot(refresh_views=True)
+
+
+def test_factory_picks_one_widget_class_per_view_type(qtbot, snapshot):
+    widgets = [create_view_widget(view) for view in snapshot.views]
+    for widget in widgets:
+        qtbot.addWidget(widget)
+    assert [type(w) for w in widgets] == [CurvesWidget, CurvesWidget, HeatmapWidget, ScatterWidget]
+    assert [w.key for w in widgets] == [v.key for v in snapshot.views]
+
+    with pytest.raises(TypeError, match="no widget draws"):
+        create_view_widget(Reference("x", 1.0))
+
+
+def test_curves_draw_every_series_with_toggles(qtbot, snapshot):
+    view = snapshot.views[1]  # parameter errors: two series
+    widget = CurvesWidget(view)
+    qtbot.addWidget(widget)
+    assert set(widget._raw) == {"error_a", "error_b"}
+    x, y = widget._raw["error_a"].getData()
+    assert np.array_equal(x, view.series[0].x)
+    assert not widget._smooth["error_a"].isVisible()
+
+    widget.smooth_box.setChecked(True)
+    assert widget._smooth["error_a"].isVisible()
+    widget.log_box.setChecked(True)
+    assert widget.plot.getAxis("left").logMode
+
+
+def test_reference_lines_follow_the_log_axis(qtbot):
+    series = Series("nll", np.arange(1, 50), np.linspace(10.0, 1.0, 49))
+    view = Curves("nll", "Test NLL", (series,), references=(Reference("true", 0.5),))
+    widget = CurvesWidget(view)
+    qtbot.addWidget(widget)
+    (line,) = widget._reference_lines
+    assert line.value() == pytest.approx(0.5)
+    widget.log_box.setChecked(True)
+    assert line.value() == pytest.approx(np.log10(0.5))
+
+
+def test_moving_average_keeps_length_and_mean():
+    y = np.array([0.0, 10.0, 0.0, 10.0, 0.0, 10.0, 0.0])
+    smoothed = moving_average(y, 1)
+    assert len(smoothed) == len(y)
+    assert smoothed[0] == pytest.approx(5.0)
+    assert smoothed[3] == pytest.approx(10 / 3)
+    # A falling loss smoothed on a log axis stays positive and falling.
+    loss = np.geomspace(10, 0.01, 500)
+    assert np.all(np.diff(smooth(loss, log_scale=True)) <= 0)
+
+
+def test_heatmap_on_its_extent_and_levels(qtbot):
+    values = np.outer(np.linspace(0, 1, 20), np.ones(30))
+    points = np.random.default_rng(0).normal(size=(5000, 2))
+    view = Heatmap("density", "Density", values, (-4.0, 4.0, -2.0, 2.0), (0.0, 2.0), points=points)
+    widget = HeatmapWidget(view)
+    qtbot.addWidget(widget)
+    assert widget.colorbar.levels() == (0.0, 2.0)
+    assert tuple(widget.image.getLevels()) == (0.0, 2.0)
+    rect = widget.image.mapRectToParent(widget.image.boundingRect())
+    assert (rect.left(), rect.right(), rect.top(), rect.bottom()) == (-4.0, 4.0, -2.0, 2.0)
+    assert 0 < len(widget.points.data) <= 2000  # thinned
+
+
+def test_scatter_groups_with_legend(qtbot):
+    points = np.arange(20, dtype=float).reshape(10, 2)
+    groups = np.array([0, 1] * 5)
+    view = Scatter("s", "Samples", points, groups=groups, group_labels=("a", "b"))
+    widget = ScatterWidget(view)
+    qtbot.addWidget(widget)
+    assert [len(item.data) for item in widget._groups] == [5, 5]
+    assert widget.legend.isVisible()
