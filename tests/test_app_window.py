@@ -74,7 +74,10 @@ def test_moving_a_slider_starts_a_new_run(qtbot, window):
     wait_for_step(qtbot, window, 100)
     old_run = window.drawn.run_id
     old_finished = []
-    window.session.thread.finished.connect(lambda: old_finished.append(True))
+    # Direct: recorded in the old thread as it ends, before anything queued to the window.
+    window.session.thread.finished.connect(
+        lambda: old_finished.append(True), Qt.ConnectionType.DirectConnection
+    )
 
     # As a user would: the control changes; the run follows once the hand rests.
     window.controls.controls["lr"].setValue(0.2)
