@@ -8,10 +8,10 @@ import os
 import sys
 
 import qasync
-import torch
 from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
+from core.runner import set_thread_budget
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def run_window(experiment: str | None = None) -> int:
     Returns the process exit status.
     """
     # Training leaves one core to the GUI thread, so drawing keeps pace while a model trains.
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    set_thread_budget(max(1, (os.cpu_count() or 2) - 1))
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("Benchtop")

@@ -43,6 +43,9 @@ class Experiment(ABC):
     title: ClassVar[str]
     #: One or two sentences for the picker's tooltip and ``main.py list``.
     summary: ClassVar[str]
+    #: Most CPU threads worth giving torch's operators, or ``None`` for as many as allowed.
+    #: Small models gain nothing from more and lose much when the threads wait on each other.
+    max_threads: ClassVar[int | None] = None
 
     def __init__(self, config: Mapping[str, Any], device: torch.device) -> None:
         self.config = dict(config)

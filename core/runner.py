@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -25,6 +26,27 @@ from core.training import DivergenceError
 from core.views import Curves, Series, View
 
 log = logging.getLogger(__name__)
+
+
+_thread_budget: int | None = None
+
+
+def set_thread_budget(threads: int | None) -> None:
+    """Cap the CPU threads a run may give torch (``None``: every core).
+
+    The window keeps a core for drawing; the command line uses them all.
+    """
+    global _thread_budget
+    if threads is not None and threads < 1:
+        raise ValueError(f"a thread budget must be at least 1, got {threads}")
+    _thread_budget = threads
+
+
+def intra_op_threads(experiment_cls: type[Experiment]) -> int:
+    """Return the torch threads for a run of ``experiment_cls`` under the current budget."""
+    budget = _thread_budget or os.cpu_count() or 1
+    wanted = experiment_cls.max_threads or budget
+    return max(1, min(budget, wanted))
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -160,6 +182,7 @@ class Runner:
         self.eval_every = eval_every
         self.run_id = run_id
 
+        torch.set_num_threads(intra_op_threads(experiment_cls))
         torch.manual_seed(self.config["seed"])
         self.experiment = experiment_cls(self.config, self.device)
 
