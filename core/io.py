@@ -21,6 +21,17 @@ from typing import Any
 import torch
 
 
+def _read_umask() -> int:
+    # The umask can only be read by setting it; done once, at import, on the importing thread.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of a new file: what ``open`` would give, not the private 0600 of a temporary file.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
@@ -28,6 +39,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
