@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -142,13 +141,12 @@ def run_headless(
     # Train, reporting progress twenty times; Ctrl+C still leaves whole files behind.
     interrupted = False
     every = max(1, steps // 20)
-    started = time.perf_counter()
     try:
         while runner.step_count < steps:
             if runner.step(evaluate=runner.step_count + 1 == steps) is None:
                 break
             if runner.step_count % every == 0:
-                _report(progress, runner, steps, time.perf_counter() - started)
+                _report(progress, runner, steps)
     except KeyboardInterrupt:
         interrupted = True
 
@@ -165,7 +163,7 @@ def run_headless(
     return 1 if runner.diverged or interrupted else 0
 
 
-def _report(stream: TextIO | None, runner: Runner, steps: int, wall: float) -> None:
+def _report(stream: TextIO | None, runner: Runner, steps: int) -> None:
     if stream is None:
         return
     shown = [
@@ -173,9 +171,9 @@ def _report(stream: TextIO | None, runner: Runner, steps: int, wall: float) -> N
         for k in runner.experiment.headline_metrics()
         if k in runner.latest and math.isfinite(runner.latest[k])
     ]
-    rate = runner.step_count / wall if wall > 0 else 0.0
     print(
-        f"step {runner.step_count}/{steps}  {rate:.0f} steps/s  " + "  ".join(shown),
+        f"step {runner.step_count}/{steps}  {runner.steps_per_second:.0f} steps/s  "
+        + "  ".join(shown),
         file=stream,
         flush=True,
     )
