@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PUBLISH_INTERVAL_S = 1 / 30
 #: Shortest wall time between two recomputations of the expensive views while training.
 VIEWS_INTERVAL_S = 0.5
+#: Views that take long to compute (a density grid through a slow inverse) wait this many times
+#: their own cost before the next refresh, so they never take more than a fifth of training.
+VIEWS_COST_FACTOR = 4.0
 
 
 class Command(enum.Enum):
@@ -106,7 +109,7 @@ class TrainingThread(QThread):
     def _drive(self, runner: Runner) -> None:
         training = self._train_at_start
         handled = 0
-        self._publish(runner, training, handled, refresh_views=True)
+        views_cost = self._publish(runner, training, handled, refresh_views=True)
         last_publish = last_views = time.perf_counter()
 
         while True:
@@ -125,7 +128,7 @@ class TrainingThread(QThread):
                     runner.step(evaluate=True)
             if commands:
                 # The user acted: show the outcome at once, with every view fresh.
-                self._publish(runner, training, handled, refresh_views=True)
+                views_cost = self._publish(runner, training, handled, refresh_views=True)
                 last_publish = last_views = time.perf_counter()
             if not training:
                 continue
@@ -133,17 +136,19 @@ class TrainingThread(QThread):
             # One step; a divergence pauses the run with the last good state kept.
             if runner.step() is None:
                 training = False
-                self._publish(runner, training, handled, refresh_views=True)
+                views_cost = self._publish(runner, training, handled, refresh_views=True)
                 continue
 
-            # Snapshots at screen pace; the expensive views at a slower one.
+            # Snapshots at screen pace; the expensive views at a slower pace that grows with
+            # their cost.
             now = time.perf_counter()
             if now - last_publish >= PUBLISH_INTERVAL_S:
-                refresh = now - last_views >= VIEWS_INTERVAL_S
-                self._publish(runner, training, handled, refresh_views=refresh)
+                views_wait = max(VIEWS_INTERVAL_S, VIEWS_COST_FACTOR * views_cost)
+                refresh = now - last_views >= views_wait
+                cost = self._publish(runner, training, handled, refresh_views=refresh)
                 last_publish = time.perf_counter()
                 if refresh:
-                    last_views = last_publish
+                    views_cost, last_views = cost, last_publish
 
     def _take_commands(self, block: bool) -> list[Command]:
         commands = [self._commands.get()] if block else []
@@ -153,9 +158,12 @@ class TrainingThread(QThread):
             except queue.Empty:
                 return commands
 
-    def _publish(self, runner: Runner, training: bool, handled: int, refresh_views: bool) -> None:
+    def _publish(self, runner: Runner, training: bool, handled: int, refresh_views: bool) -> float:
+        # Returns the seconds the snapshot took, which is the cost of its views when refreshed.
+        start = time.perf_counter()
         snapshot = runner.snapshot(refresh_views=refresh_views)
         self.published.emit(snapshot, training, handled)
+        return time.perf_counter() - start
 
 
 class TrainingSession(QObject):
