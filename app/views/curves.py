@@ -14,6 +14,9 @@ from core.views import Curves, Reference
 
 #: Half-width of the smoothing window as a fraction of the number of points.
 SMOOTHING_FRACTION = 0.02
+#: Series with fewer points than this are drawn with a marker at each point, so that a metric
+#: evaluated now and then is visible from its first value on.
+MARKER_LIMIT = 60
 
 
 def moving_average(y: np.ndarray, half_width: int) -> np.ndarray:
@@ -111,6 +114,12 @@ class CurvesWidget(ViewWidget):
             raw, smoothed = self._raw[series.label], self._smooth[series.label]
             raw.setData(series.x, series.y)
             raw.setPen(self._pen(index, faded=smoothing))
+            sparse = len(series.x) < MARKER_LIMIT
+            raw.setSymbol("o" if sparse else None)
+            if sparse:
+                raw.setSymbolSize(5)
+                raw.setSymbolPen(None)
+                raw.setSymbolBrush(series_color(index))
             if smoothing:
                 smoothed.setData(series.x, smooth(series.y, log_scale))
             smoothed.setVisible(smoothing)

@@ -48,7 +48,8 @@ class HeatmapWidget(ViewWidget):
             size=4, pen=pg.mkPen(0, 0, 0, 160, width=0.8), brush=pg.mkBrush(255, 255, 255, 200)
         )
         self.plot.addItem(self.points)
-        self.legend = self.plot.addLegend(offset=(-5, 5), labelTextSize="9pt", brush="#ffffffc0")
+        # Anchored by its left edge, the legend never runs past the plot when its size changes.
+        self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="9pt", brush="#ffffffe0")
         self.legend.setVisible(False)
 
         self._extent: tuple[float, float, float, float] | None = None
