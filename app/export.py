@@ -20,6 +20,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSize
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QApplication, QWidget
+from superqt.utils import QMessageHandler
 
 from app.views import ViewWidget, create_view_widget
 from core.io import write_atomic, write_csv, write_json
@@ -178,19 +179,24 @@ def write_view_images(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
+    # Qt's remarks about painting offscreen (which the offscreen platform makes on every show)
+    # are kept for debugging rather than printed.
     paths: list[Path] = []
-    for view in views:
-        # Laid out at a fixed size without appearing on any screen.
-        widget = create_view_widget(view)
-        widget.header.hide()
-        _show_offscreen(widget, app)
-        try:
-            figure = render_figure(widget, formats, png_scale=1.0)
-        finally:
-            widget.close()
-            widget.deleteLater()
-        paths += write_figures([figure], folder)
-    app.processEvents()
+    with QMessageHandler() as qt_messages:
+        for view in views:
+            # Laid out at a fixed size without appearing on any screen.
+            widget = create_view_widget(view)
+            widget.header.hide()
+            _show_offscreen(widget, app)
+            try:
+                figure = render_figure(widget, formats, png_scale=1.0)
+            finally:
+                widget.close()
+                widget.deleteLater()
+            paths += write_figures([figure], folder)
+        app.processEvents()
+    for _level, message, _context in qt_messages.records:
+        log.debug("Qt: %s", message)
     return paths
 
 
