@@ -1,0 +1,278 @@
+r"""Deep sigmoidal transformers (DSF and DDSF), computed in log space, and their inverse.
+
+Both are strictly increasing maps of the real line onto a bounded interval: the last operation
+is the logit of a convex combination of sigmoids, squeezed into :math:`(\delta/2, 1 - \delta/2)`,
+so :math:`|y| < \log((1 - \delta/2) / (\delta/2)) \approx 14.5`. Every quantity that could
+underflow (the mixture, its complement, the derivative) is carried as a logarithm and combined
+by log-sum-exp, so the output and its log-derivative stay accurate in float32 even when every
+sigmoid saturates.
+
+References:
+    | Neural Autoregressive Flows (Huang et al., 2018)
+    | https://arxiv.org/abs/1804.00779
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.flows.elementwise import MonotoneTransformer, inverse_softplus
+
+#: Floor of the slopes and width of the squeeze that keeps the logit finite.
+DELTA = 1e-6
+LOG_1M_DELTA = math.log1p(-DELTA)
+LOG_HALF_DELTA = math.log(DELTA / 2)
+#: Supremum of |y|: the logit of 1 − δ/2.
+Y_BOUND = math.log1p(-DELTA / 2) - LOG_HALF_DELTA
+#: A sigmoid with |pre-activation| beyond this is saturated to far below float64 resolution of
+#: the output, which sets the bracket of the inverse.
+SATURATION = 60.0
+
+
+def squeezed_logit(log_d: Tensor, log_1md: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Return the logit of :math:`D_c = (1 - \delta) D + \delta/2` and :math:`\log D_c(1 - D_c)`.
+
+    Takes :math:`\log D` and :math:`\log(1 - D)`; uses
+    :math:`1 - D_c = (1 - \delta)(1 - D) + \delta/2`, so neither end loses precision.
+    """
+    # log D_c − log(δ/2) = softplus(log D + log(1 − δ) − log(δ/2)), and alike for 1 − D_c;
+    # the argument never exceeds 14.5, below softplus's linear cut-off.
+    shift = LOG_1M_DELTA - LOG_HALF_DELTA
+    s = F.softplus(log_d + shift)
+    t = F.softplus(log_1md + shift)
+
+    return s - t, s + t + 2 * LOG_HALF_DELTA
+
+
+def _positive(a: Tensor) -> Tensor:
+    return F.softplus(a) + DELTA
+
+
+class DeepSigmoidalTransformer(MonotoneTransformer):
+    r"""Deep sigmoidal flow (DSF) transformer with :math:`K` sigmoid units.
+
+    .. math:: y = \operatorname{logit}\big((1 - \delta) \textstyle\sum_j w_j
+        \sigma(a_j x + b_j) + \delta/2\big)
+
+    with :math:`a = \operatorname{softplus}(\tilde a) + \delta` and
+    :math:`w = \operatorname{softmax}(\tilde w)`. The conditioner emits
+    :math:`(\tilde a, b, \tilde w)`, ``3 * sigmoids`` numbers per scalar.
+
+    Arguments:
+        sigmoids: Number of sigmoid units :math:`K`.
+
+    References:
+        | Neural Autoregressive Flows (Huang et al., 2018)
+        | https://arxiv.org/abs/1804.00779
+    """
+
+    def __init__(self, sigmoids: int = 16) -> None:
+        super().__init__()
+        if sigmoids < 1:
+            raise ValueError(f"sigmoids must be at least 1, got {sigmoids}")
+        self.sigmoids = sigmoids
+        self.num_params = 3 * sigmoids
+
+    def identity_params(self) -> Tensor:
+        # a = 1, b = 0, w uniform: y = logit((1 − δ) σ(x) + δ/2) ≈ x.
+        k = self.sigmoids
+        a = inverse_softplus(1 - DELTA).expand(k)
+        return torch.cat([a, torch.zeros(2 * k, dtype=torch.float64)])
+
+    def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        # Slopes, offsets and log mixture weights of the K sigmoids
+        a, b, w = params.chunk(3, dim=-1)
+        a = _positive(a)
+        log_w = torch.log_softmax(w, dim=-1)
+
+        # Log-sigmoids of the pre-activations C = a x + b and of −C
+        c = torch.addcmul(b, a, x.unsqueeze(-1))
+        ls_pos = F.logsigmoid(c)
+        ls_neg = F.logsigmoid(-c)
+
+        # log D and log(1 − D), so that neither end of the mixture underflows
+        log_d = torch.logsumexp(log_w + ls_pos, dim=-1)
+        log_1md = torch.logsumexp(log_w + ls_neg, dim=-1)
+        y, log_dc_1mdc = squeezed_logit(log_d, log_1md)
+
+        # log dy/dx = log Σ w σ(C) σ(−C) a + log(1 − δ) − log D_c (1 − D_c)
+        log_dd = torch.logsumexp(log_w + torch.log(a) + ls_pos + ls_neg, dim=-1)
+        ladj = log_dd + LOG_1M_DELTA - log_dc_1mdc
+
+        return y, ladj
+
+    def inverse(self, y: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        # Beyond [lo, hi] every sigmoid is saturated, so the root, if any, lies inside
+        a, b, _ = params.chunk(3, dim=-1)
+        a = _positive(a)
+        lo = ((-SATURATION - b) / a).amin(dim=-1)
+        hi = ((SATURATION - b) / a).amax(dim=-1)
+
+        return invert_monotone(self.forward, y, params, lo, hi)
+
+    def extra_repr(self) -> str:
+        return f"sigmoids={self.sigmoids}"
+
+
+class DeepDenseSigmoidalTransformer(MonotoneTransformer):
+    r"""Deep dense sigmoidal flow (DDSF) transformer.
+
+    A stack of ``depth`` sub-layers maps :math:`h^{(0)} = x \in \mathbb{R}` to
+    :math:`h^{(L)} = y \in \mathbb{R}` through widths ``hidden``. Sub-layer :math:`l` computes
+
+    .. math:: C = a \odot (u h^{(l-1)}) + b, \quad
+        h^{(l)} = \operatorname{logit}\big((1 - \delta)\, w \sigma(C) + \delta/2\big)
+
+    where the rows of :math:`u` and :math:`w` are softmaxes. As in the authors' code, the
+    logits of :math:`u` and :math:`w` are free parameters plus a conditioner offset per column
+    of :math:`u` and per column of :math:`w`, so the conditioner emits :math:`d_{l-1} + 3H`
+    numbers per sub-layer: the :math:`u` offsets, :math:`\tilde a`, :math:`b` and the
+    :math:`w` offsets. The log-derivative is a product of Jacobians taken in log space.
+
+    Arguments:
+        hidden: Number of sigmoid units :math:`H` per sub-layer.
+        depth: Number of sub-layers :math:`L \ge 1`.
+
+    References:
+        | Neural Autoregressive Flows (Huang et al., 2018)
+        | https://arxiv.org/abs/1804.00779
+    """
+
+    def __init__(self, hidden: int = 16, depth: int = 2) -> None:
+        super().__init__()
+        if hidden < 1 or depth < 1:
+            raise ValueError(f"hidden ({hidden}) and depth ({depth}) must be at least 1")
+        self.hidden = hidden
+        self.depth = depth
+        self.widths = [1] + [hidden] * (depth - 1) + [1]
+        self.splits = [(d_in, hidden, hidden, hidden) for d_in in self.widths[:-1]]
+        self.num_params = sum(sum(s) for s in self.splits)
+
+        # Free logits of u (H × d_in) and w (d_out × H); small noise tells the units apart.
+        self.u_logits = nn.ParameterList(
+            nn.Parameter(1e-2 * torch.randn(hidden, d_in)) for d_in in self.widths[:-1]
+        )
+        self.w_logits = nn.ParameterList(
+            nn.Parameter(1e-2 * torch.randn(d_out, hidden)) for d_out in self.widths[1:]
+        )
+
+    def identity_params(self) -> Tensor:
+        # Every sub-layer starts as logit((1 − δ) σ(mean of its inputs) + δ/2).
+        a = inverse_softplus(1 - DELTA)
+        parts = []
+        for d_in, h, _, _ in self.splits:
+            parts += [torch.zeros(d_in), a.expand(h), torch.zeros(2 * h)]
+        return torch.cat([p.to(torch.float64) for p in parts])
+
+    def _sublayers(self, params: Tensor):
+        chunks = params.split([sum(s) for s in self.splits], dim=-1)
+        params_per_layer = zip(chunks, self.splits, self.u_logits, self.w_logits, strict=True)
+        for chunk, split, u, w in params_per_layer:
+            cu, a, b, cw = chunk.split(split, dim=-1)
+            log_u = torch.log_softmax(u + cu.unsqueeze(-2), dim=-1)
+            log_w = torch.log_softmax(w + cw.unsqueeze(-2), dim=-1)
+            yield log_u, _positive(a), b, log_w
+
+    def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        # h^(0) = x with log dh/dx = 0
+        h = x.unsqueeze(-1)
+        lj = torch.zeros_like(h)
+
+        for log_u, a, b, log_w in self._sublayers(params):
+            # Pre-activations C = a ⊙ (u h) + b and their log-sigmoids
+            uh = (log_u.exp() @ h.unsqueeze(-1)).squeeze(-1)
+            c = torch.addcmul(b, a, uh)
+            ls_pos = F.logsigmoid(c)
+            ls_neg = F.logsigmoid(-c)
+
+            # Each output unit: log D and log(1 − D) by log-sum-exp over the sigmoids
+            log_d = torch.logsumexp(log_w + ls_pos.unsqueeze(-2), dim=-1)
+            log_1md = torch.logsumexp(log_w + ls_neg.unsqueeze(-2), dim=-1)
+            h, log_dc_1mdc = squeezed_logit(log_d, log_1md)
+
+            # Chain rule in log space: log dC_j/dx, then log dh_o/dx
+            log_dcdx = torch.logsumexp(log_u + lj.unsqueeze(-2), dim=-1) + torch.log(a)
+            log_dh = ls_pos + ls_neg + log_dcdx
+            lj = torch.logsumexp(log_w + log_dh.unsqueeze(-2), dim=-1)
+            lj = lj + LOG_1M_DELTA - log_dc_1mdc
+
+        return h.squeeze(-1), lj.squeeze(-1)
+
+    def inverse(self, y: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        # The first sub-layer reads x alone (d_0 = 1, so u = 1); once its sigmoids saturate,
+        # every later value is constant, so its slopes and offsets bound the root.
+        _, a, b, _ = next(self._sublayers(params))
+        lo = ((-SATURATION - b) / a).amin(dim=-1)
+        hi = ((SATURATION - b) / a).amax(dim=-1)
+
+        return invert_monotone(self.forward, y, params, lo, hi)
+
+    def extra_repr(self) -> str:
+        return f"hidden={self.hidden}, depth={self.depth}"
+
+
+def invert_monotone(
+    f: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
+    y: Tensor,
+    params: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    max_iterations: int = 200,
+) -> tuple[Tensor, Tensor]:
+    """Solve ``f(x, params) = y`` elementwise for a strictly increasing ``f`` on ``[lo, hi]``.
+
+    ``f`` returns the value and the log-derivative; ``params`` holds the parameters of every
+    element on its last dimension. Each iteration takes a Newton step when that step lands
+    inside the bracket and shrinks at least as fast as halving would, and halves the bracket
+    otherwise (the safeguarded Newton–bisection of *Numerical Recipes*' ``rtsafe``), so it
+    converges for every reachable target. It starts from ``x = y``, where a flow near the
+    identity already is, and works only on the elements not yet converged.
+
+    A target at or beyond ``f(lo)`` or ``f(hi)``, where ``f`` has flattened to its limit, is
+    unreachable: it is reported ``False`` in the returned mask and its ``x`` is the nearer
+    bracket end.
+    """
+    with torch.no_grad():
+        shape = y.shape
+        y = y.reshape(-1)
+        params = params.reshape(len(y), -1)
+        lo, hi = (t.expand(shape).reshape(-1).clone() for t in (lo, hi))
+
+        # Targets the bracket's ends do not enclose are out of reach
+        f_lo, _ = f(lo, params)
+        f_hi, _ = f(hi, params)
+        reachable = (y > f_lo) & (y < f_hi)
+        placeholder = torch.where(y <= f_lo, lo, hi)
+
+        # Safeguarded Newton–bisection on the elements still moving
+        tol = 4 * torch.finfo(y.dtype).eps
+        x = torch.minimum(torch.maximum(y, lo), hi)
+        dx_old = hi - lo
+        active = reachable.nonzero().squeeze(-1)
+        for _ in range(max_iterations):
+            if len(active) == 0:
+                break
+            xa, la, ha, da = x[active], lo[active], hi[active], dx_old[active]
+            fx, log_df = f(xa, params[active])
+            r = fx - y[active]
+            la = torch.where(r < 0, xa, la)
+            ha = torch.where(r > 0, xa, ha)
+
+            step = r * torch.exp(-log_df)
+            newton = xa - step
+            take = (newton > la) & (newton < ha) & (2 * step.abs() <= da.abs())
+            x_new = torch.where(take, newton, 0.5 * (la + ha))
+            x_new = torch.where(r == 0, xa, x_new)
+
+            da = x_new - xa
+            x[active], lo[active], hi[active], dx_old[active] = x_new, la, ha, da
+            moving = da.abs() > tol * (1 + x_new.abs())
+            active = active[moving]
+
+        x = torch.where(reachable, x, placeholder)
+        return x.reshape(shape), reachable.reshape(shape)
