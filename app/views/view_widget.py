@@ -72,15 +72,16 @@ class ViewWidget(QWidget):
         return self.canvas.ci
 
 
-def style_plot(
-    plot: pg.PlotItem, title: str, x_label: str, y_label: str, grid: bool = True
-) -> None:
-    """Give a plot its title, axis labels and frame in the house style."""
+def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str) -> None:
+    """Give a plot its title, axis labels and a frame of ticks, in the house style.
+
+    No grid: pyqtgraph draws grid lines as part of the axes, so every new point of a live curve
+    repaints them across the whole plot; measured offscreen, a curve's frame took 30 ms with a
+    grid and 6 ms without.
+    """
     plot.setTitle(title, size="11pt")
     plot.setLabel("bottom", x_label)
     plot.setLabel("left", y_label)
-    if grid:
-        plot.showGrid(x=True, y=True, alpha=0.12)
     for side in ("top", "right"):
         plot.showAxis(side)
         plot.getAxis(side).setStyle(showValues=False)
