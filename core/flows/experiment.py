@@ -158,7 +158,9 @@ class FlowExperiment(Experiment):
             sigmoids=config["sigmoids"],
             final_affine=not self.fits_energy,
         ).to(device)
-        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=config["lr"])
+        # The fused Adam takes one kernel for all parameters instead of a dozen small ones
+        # per tensor (7-8 % of a step here, measured in bench/flows_vs_pyro.py).
+        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=config["lr"], fused=True)
 
         # Fixed base noise for the KL estimate and the drawn samples, from its own generator
         # so that evaluating never shifts the training's random stream.
