@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ParamError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        parser.exit(1, f"{parser.prog}: error: cannot write{where}: {e.strerror or e}\n")
 
 
 def _image_writer():

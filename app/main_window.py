@@ -311,7 +311,9 @@ class MainWindow(QMainWindow):
         if snapshot.diverged and (snapshot.run_id, snapshot.diverged) != self._notified:
             self._notified = (snapshot.run_id, snapshot.diverged)
             self.notice.show_message(
-                f"{snapshot.diverged} Change a setting, or press Train to go on.", "warning"
+                f"{snapshot.diverged} Training is paused: change a setting, or press Train to "
+                "go on.",
+                "warning",
             )
             self.statusBar().showMessage(snapshot.diverged)
         self.snapshotDrawn.emit(snapshot)

@@ -68,14 +68,17 @@ def _add_run_options(parser: argparse.ArgumentParser, params: Sequence[Param]) -
                 *flags, dest=p.name, type=_parser_for(p), default=None, metavar="V", help=text
             )
 
-    parser.add_argument("--steps", type=_positive_int, default=2000, help="training steps")
+    parser.add_argument(
+        "--steps", type=_positive_int, default=2000, help="training steps (default 2000)"
+    )
     parser.add_argument(
         "--eval-every",
         type=_positive_int,
         default=100,
-        help="steps between evaluations of the slower metrics (the last step is always one)",
+        help="steps between evaluations of the slower metrics (default 100; the last step is "
+        "always one)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder for the run's files")
+    parser.add_argument("--out", type=_folder, required=True, help="folder for the run's files")
     parser.add_argument("--no-images", action="store_true", help="skip the pictures")
 
 
@@ -88,6 +91,12 @@ def _parser_for(param: Param) -> Callable[[str], Any]:
 
     parse.__name__ = param.name
     return parse
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names no folder")
+    return Path(text).expanduser()
 
 
 def _positive_int(text: str) -> int:
@@ -131,11 +140,14 @@ def run_headless(
     0 when training completed, 1 when it diverged or was interrupted (the files still describe
     the steps that were taken).
     """
+    # The run first, so that a refused setting leaves no folder behind; then the folder.
+    runner = Runner(experiment_cls, config, eval_every=eval_every)
     if out.exists() and not out.is_dir():
         raise ParamError(f"--out: {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-
-    runner = Runner(experiment_cls, config, eval_every=eval_every)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParamError(f"--out: cannot create the folder {out}: {e.strerror or e}") from None
     io.write_json(out / "config.json", {"experiment": experiment_cls.name, **runner.config})
 
     # Train, reporting progress twenty times; Ctrl+C still leaves whole files behind.
@@ -150,7 +162,9 @@ def run_headless(
     except KeyboardInterrupt:
         interrupted = True
 
-    # The files: history, summary, pictures.
+    # The files: history, summary (with the final state evaluated), pictures.
+    if runner.diverged or interrupted:
+        runner.evaluate()
     header, rows = runner.history.table().rows()
     io.write_csv(out / "metrics.csv", header, rows)
     summary = runner.summary() | {"interrupted": interrupted}

@@ -193,6 +193,7 @@ class Runner:
         self.latest: dict[str, float] = {}
         self._views: tuple[View, ...] = ()
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)
+        self._evaluated_at = -1
 
         self._log_evaluation()
 
@@ -219,6 +220,7 @@ class Runner:
         # Slower metrics on a fixed cadence, logged in the same row as the step's own.
         if evaluate or self.step_count % self.eval_every == 0:
             metrics.update(self.experiment.evaluate())
+            self._evaluated_at = self.step_count
 
         end = time.perf_counter()
         self.seconds += end - start
@@ -310,17 +312,29 @@ class Runner:
             **self.latest,
         }
 
-    def _log_evaluation(self) -> None:
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate the slower metrics of the current state and log them, unless already done.
+
+        For a run that ends between evaluations (diverged or interrupted), so that its final
+        metrics describe its final state.
+        """
+        if self._evaluated_at == self.step_count:
+            return {}
+        return self._log_evaluation()
+
+    def _log_evaluation(self) -> dict[str, float]:
         start = time.perf_counter()
         metrics = self.experiment.evaluate()
+        self._evaluated_at = self.step_count
         self.seconds += time.perf_counter() - start
         if metrics:
             self.history.log(self.step_count, self.seconds, metrics)
             self.latest.update(metrics)
+        return metrics
 
     def _stop_diverged(self, reason: str) -> None:
+        # Said to the user by the window or the command line; logged here for diagnostics.
         self.diverged = (
-            f"Diverged at step {self.step_count + 1}: {reason}. "
-            "Training is paused; the last good state is kept."
+            f"Diverged at step {self.step_count + 1}: {reason}. The last good state is kept."
         )
-        log.warning(self.diverged)
+        log.info(self.diverged)

@@ -95,7 +95,33 @@ def test_headless_divergence_keeps_files_and_exits_1(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 9
     assert summary["diverged"].startswith("Diverged at step 10: loss is nan")
-    assert (tmp_path / "metrics.csv").read_text().count("\n") == 1 + 10  # header, steps 0-9
+
+    # Header, steps 0-9, then the kept state (step 9) evaluated, which the summary reports.
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [*range(10), 9]
+    assert rows[-1]["loss"] == "" and float(rows[-1]["error_a"]) >= 0
+    assert summary["error_a"] == pytest.approx(float(rows[-1]["error_a"]))
+
+
+def test_a_folder_that_cannot_be_made_is_refused_with_the_reason(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot create the folder .*file/run: Not a directory"):
+        run_headless(LineFit, {}, steps=1, out=blocker / "run")
+
+
+def test_a_refused_setting_leaves_no_folder(tmp_path):
+    with pytest.raises(ValueError, match="lr: 7 is out of range"):
+        run_headless(LineFit, {"lr": 7}, steps=1, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_out_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse("run", "linefit", "--out", "")
+    assert exit_.value.code == 2
+    assert "an empty path names no folder" in capsys.readouterr().err
 
 
 def test_out_must_be_a_folder(tmp_path):
