@@ -84,3 +84,33 @@ def test_scatter_groups_with_legend(qtbot):
     qtbot.addWidget(widget)
     assert [len(item.data) for item in widget._groups] == [5, 5]
     assert widget.legend.isVisible()
+
+
+def test_a_new_runs_view_retitles_the_widget_it_reuses(qtbot):
+    values = np.ones((4, 4))
+    first = Heatmap("target", "Target: U1", values, (-4.0, 4.0, -4.0, 4.0), (0.0, 1.0))
+    widget = HeatmapWidget(first)
+    qtbot.addWidget(widget)
+    assert widget.plot.titleLabel.text == "Target: U1"
+
+    second = Heatmap(
+        "target",
+        "Target: U3",
+        values,
+        first.extent,
+        first.levels,
+        x_label="x₁",
+        points=np.zeros((3, 2)),
+        points_label="samples",
+    )
+    widget.set_view(second)
+    assert widget.plot.titleLabel.text == "Target: U3"
+    assert widget.plot.getAxis("bottom").labelText == "x₁"
+    assert [label.text for _, label in widget.legend.items] == ["samples"]
+
+    series = Series("loss", np.arange(3), np.ones(3))
+    curves = CurvesWidget(Curves("loss", "Training loss", (series,)))
+    qtbot.addWidget(curves)
+    curves.set_view(Curves("loss", "Training NLL", (series,), y_label="nats"))
+    assert curves.plot.titleLabel.text == "Training NLL"
+    assert curves.plot.getAxis("left").labelText == "nats"

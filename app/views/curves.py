@@ -77,7 +77,9 @@ class CurvesWidget(ViewWidget):
     def __init__(self, view: Curves, parent: QWidget | None = None) -> None:
         super().__init__(view, parent)
         self.plot: pg.PlotItem = self.canvas.addPlot(axisItems={"left": DecadeAxis("left")})
-        style_plot(self.plot, view.title, view.x_label, view.y_label)
+        style_plot(self.plot)
+        # Steps are whole numbers; a curve of one point still gets a readable step axis.
+        self.plot.setLimits(minXRange=2.0)
         self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
         self._raw: dict[str, pg.PlotDataItem] = {}
         self._smooth: dict[str, pg.PlotDataItem] = {}
@@ -107,6 +109,7 @@ class CurvesWidget(ViewWidget):
 
     def set_view(self, view: Curves) -> None:
         self.view = view
+        self.show_labels(self.plot, view)
         log_scale, smoothing = style = (self.log_box.isChecked(), self.smooth_box.isChecked())
         restyle = style != self._style
         if restyle:

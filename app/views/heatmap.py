@@ -26,7 +26,7 @@ class HeatmapWidget(ViewWidget):
     def __init__(self, view: Heatmap, parent: QWidget | None = None) -> None:
         super().__init__(view, parent)
         self.plot: pg.PlotItem = self.canvas.addPlot()
-        style_plot(self.plot, view.title, view.x_label, view.y_label)
+        style_plot(self.plot)
         self.plot.setAspectLocked(True)
         self.plot.setMenuEnabled(False)
 
@@ -58,7 +58,10 @@ class HeatmapWidget(ViewWidget):
     def set_view(self, view: Heatmap) -> None:
         if self.view is view:
             return
-        self.view = view
+        previous, self.view = self.view, view
+        self.show_labels(self.plot, view)
+        if previous is not None and view.colorbar_label != previous.colorbar_label:
+            self.colorbar.axis.setLabel(view.colorbar_label)
 
         # The field, stretched over its extent, coloured on the declared levels.
         self.image.setImage(np.asarray(view.values, dtype=np.float32), autoLevels=False)
@@ -78,6 +81,8 @@ class HeatmapWidget(ViewWidget):
         if len(points) > MAX_OVERLAY_POINTS:
             points = points[:: -(-len(points) // MAX_OVERLAY_POINTS)]
         self.points.setData(points[:, 0], points[:, 1])
-        if view.points_label and not self.legend.items:
-            self.legend.addItem(self.points, view.points_label)
+        if view.points_label != (previous.points_label if previous else None):
+            self.legend.clear()
+            if view.points_label:
+                self.legend.addItem(self.points, view.points_label)
         self.legend.setVisible(bool(view.points_label))

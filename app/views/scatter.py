@@ -21,7 +21,7 @@ class ScatterWidget(ViewWidget):
     def __init__(self, view: Scatter, parent: QWidget | None = None) -> None:
         super().__init__(view, parent)
         self.plot: pg.PlotItem = self.canvas.addPlot()
-        style_plot(self.plot, view.title, view.x_label, view.y_label)
+        style_plot(self.plot)
         self.plot.setAspectLocked(True)
         self.legend = self.plot.addLegend(offset=(-5, 5), labelTextSize="9pt", brush="#ffffffc0")
         self._groups: list[pg.ScatterPlotItem] = []
@@ -31,6 +31,7 @@ class ScatterWidget(ViewWidget):
         if self.view is view:
             return
         self.view = view
+        self.show_labels(self.plot, view)
 
         # One item per group (a single group when the view declares none).
         points = view.points

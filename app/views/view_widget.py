@@ -48,6 +48,7 @@ class ViewWidget(QWidget):
         super().__init__(parent)
         self.key = view.key
         self.view: View | None = None
+        self._labels: tuple[str, ...] | None = None
 
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.ci.setContentsMargins(6, 6, 10, 6)
@@ -67,21 +68,28 @@ class ViewWidget(QWidget):
         """Draw ``view``, which has this widget's key and type, replacing what was drawn."""
         raise NotImplementedError
 
+    def show_labels(self, plot: pg.PlotItem, view: View) -> None:
+        """Show the view's title and axis labels; a later run's view may change them."""
+        labels = (view.title, view.x_label, view.y_label)
+        if labels == self._labels:
+            return
+        self._labels = labels
+        plot.setTitle(view.title, size="11pt")
+        plot.setLabel("bottom", view.x_label)
+        plot.setLabel("left", view.y_label)
+
     def figure_item(self) -> QGraphicsItem:
         """Return the graphics item that makes up the figure, for export."""
         return self.canvas.ci
 
 
-def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str) -> None:
-    """Give a plot its title, axis labels and a frame of ticks, in the house style.
+def style_plot(plot: pg.PlotItem) -> None:
+    """Give a plot the house style: a frame of ticks on all four sides.
 
     No grid: pyqtgraph draws grid lines as part of the axes, so every new point of a live curve
     repaints them across the whole plot; measured offscreen, a curve's frame took 30 ms with a
     grid and 6 ms without.
     """
-    plot.setTitle(title, size="11pt")
-    plot.setLabel("bottom", x_label)
-    plot.setLabel("left", y_label)
     for side in ("top", "right"):
         plot.showAxis(side)
         plot.getAxis(side).setStyle(showValues=False)
