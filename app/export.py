@@ -137,7 +137,8 @@ def write_export(
     if snapshot is not None:
         header, rows = snapshot.history.rows()
         paths.append(write_csv(folder / "metrics.csv", header, rows))
-        paths.append(write_json(folder / "config.json", snapshot.config))
+        config = {"experiment": snapshot.experiment, **snapshot.config}
+        paths.append(write_json(folder / "config.json", config))
     return paths
 
 

@@ -105,7 +105,10 @@ def test_export_writes_every_view_curves_and_config(loop, trained, tmp_path):
         assert int(written[0]) == row[0]
         assert written[loss] == "" or float(written[loss]) == pytest.approx(row[loss])
 
-    assert json.loads((folder / "config.json").read_text()) == snapshot.config
+    assert json.loads((folder / "config.json").read_text()) == {
+        "experiment": "linefit",
+        **snapshot.config,
+    }
     assert "Exported" in window.statusBar().currentMessage()
 
 
