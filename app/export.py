@@ -16,7 +16,15 @@ from pathlib import Path
 
 import platformdirs
 from pyqtgraph.exporters import ImageExporter
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSize
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QCoreApplication,
+    QEvent,
+    QIODevice,
+    QRectF,
+    QSize,
+)
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QApplication, QWidget
@@ -195,7 +203,8 @@ def write_view_images(
                 widget.close()
                 widget.deleteLater()
             paths += write_figures([figure], folder)
-        app.processEvents()
+        # Delete the widgets now rather than whenever an event loop next runs.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     for _level, message, _context in qt_messages.records:
         log.debug("Qt: %s", message)
     return paths

@@ -221,7 +221,10 @@ class TrainingSession(QObject):
         self.thread = None
         self.latest = None
         self._sent = self._handled = 0
-        self._pending = TrainingThread(experiment_cls, config, self.run_id, train)
+        self._drop_pending()
+        # The session owns its threads (Qt parent), so each is deleted once: by deleteLater when
+        # it has finished, or with the session after shutdown.
+        self._pending = TrainingThread(experiment_cls, config, self.run_id, train, parent=self)
         self._set_training(train)
         self._set_busy(True)
         self._launch_pending()
@@ -257,7 +260,7 @@ class TrainingSession(QObject):
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Stop every thread and wait for them; return whether all finished in time."""
-        self._pending = None
+        self._drop_pending()
         self._retire(self.thread)
         self.thread = None
         deadline = time.monotonic() + timeout_s
@@ -280,6 +283,12 @@ class TrainingSession(QObject):
         if target is not None:
             target.send(command)
             self._sent += 1
+
+    def _drop_pending(self) -> None:
+        # A run replaced before its thread started: nothing ran, so it can go at once.
+        if self._pending is not None:
+            self._pending.deleteLater()
+            self._pending = None
 
     def _retire(self, thread: TrainingThread | None) -> None:
         if thread is None:
