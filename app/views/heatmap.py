@@ -63,9 +63,12 @@ class HeatmapWidget(ViewWidget):
         if previous is not None and view.colorbar_label != previous.colorbar_label:
             self.colorbar.axis.setLabel(view.colorbar_label)
 
-        # The field, stretched over its extent, coloured on the declared levels.
-        self.image.setImage(np.asarray(view.values, dtype=np.float32), autoLevels=False)
-        self.colorbar.setLevels(view.levels)
+        # The field, stretched over its extent, coloured on the declared levels; a field that a
+        # new view shares with the last (a fixed target) is not redrawn.
+        if previous is None or view.values is not previous.values:
+            self.image.setImage(np.asarray(view.values, dtype=np.float32), autoLevels=False)
+        if previous is None or view.levels != previous.levels:
+            self.colorbar.setLevels(view.levels)
         if view.extent != self._extent:
             x_min, x_max, y_min, y_max = view.extent
             self.image.setRect(QRectF(x_min, y_min, x_max - x_min, y_max - y_min))
@@ -74,6 +77,8 @@ class HeatmapWidget(ViewWidget):
 
         # The overlay, thinned evenly when there are more points than can be read.
         points = view.points
+        if previous is not None and points is previous.points:
+            return
         if points is None or len(points) == 0:
             self.points.clear()
             self.legend.setVisible(False)
