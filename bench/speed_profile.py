@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from flows_vs_pyro import pyro_dsf  # beside this script
 from torch import Tensor, nn
 
 from core.flows.autoregressive import AutoregressiveFlow, standard_normal_log_prob
@@ -108,24 +109,11 @@ def pyro_parts() -> list[Part]:
     """Return the same parts of two Pyro ``NeuralAutoregressive`` layers, or none."""
     try:
         from pyro.distributions.transforms import NeuralAutoregressive
-        from pyro.nn import AutoRegressiveNN
     except ImportError:
         return []
 
     torch.manual_seed(0)
-    transforms = nn.ModuleList(
-        NeuralAutoregressive(
-            AutoRegressiveNN(
-                2,
-                [64, 64],
-                param_dims=[SIGMOIDS] * 3,
-                permutation=torch.tensor(order),
-                nonlinearity=nn.ELU(),
-            ),
-            hidden_units=SIGMOIDS,
-        )
-        for order in ([0, 1], [1, 0])
-    )
+    transforms, sample = pyro_dsf()
     arn = transforms[0].arn
     z = torch.randn(BATCH, 2)
 
@@ -138,14 +126,6 @@ def pyro_parts() -> list[Part]:
         x = x.clone()
         y = alone(x)
         return y, alone.log_abs_det_jacobian(x, y)
-
-    def sample(z: Tensor) -> tuple[Tensor, Tensor]:
-        x, ladj = z, 0.0
-        for t in transforms:
-            y = t(x)
-            ladj = ladj + t.log_abs_det_jacobian(x, y)
-            x = y
-        return x, standard_normal_log_prob(z) - ladj
 
     step, loss, clip, adam = training_step(sample, transforms)
     return [
