@@ -184,7 +184,7 @@ class FlowExperiment(Experiment):
         self.ys = _cell_centres(y_min, y_max, GRID_CELLS)
         grid = torch.stack(torch.meshgrid(self.xs, self.ys, indexing="xy"), dim=-1)
         self.grid = grid.reshape(-1, 2).to(device, torch.float32)
-        self.target_density = self._target_density()
+        self.target_density = self._target_density(grid)
         self.levels = (0.0, float(self.target_density.max()))
 
     # ---- training ---------------------------------------------------------------------------
@@ -317,11 +317,11 @@ class FlowExperiment(Experiment):
             x = x[reachable]
         return x.cpu().numpy().astype(np.float64)
 
-    def _target_density(self) -> np.ndarray:
+    def _target_density(self, grid: Tensor) -> np.ndarray:
+        # ``grid`` holds the float64 points (x, y) of the heatmap's cells, row by row.
         if self.fits_energy:
             values = density_grid(self.target, self.xs, self.ys)
         else:
-            grid = torch.stack(torch.meshgrid(self.xs, self.ys, indexing="xy"), dim=-1)
             values = dataset(self.target).log_prob(grid).exp()
         return _as_image(values, len(self.ys), len(self.xs))
 
