@@ -12,6 +12,7 @@ from core.flows.sigmoidal import (
     Y_BOUND,
     DeepDenseSigmoidalTransformer,
     DeepSigmoidalTransformer,
+    FusedDeepSigmoid,
     invert_monotone,
 )
 
@@ -105,6 +106,58 @@ def test_float32_stays_accurate_in_the_tails(name):
     assert y.dtype == ladj.dtype == torch.float32
     torch.testing.assert_close(y.double(), y_ref, rtol=0, atol=2e-5)
     torch.testing.assert_close(ladj.double(), ladj_ref, rtol=2e-6, atol=2e-5)
+
+
+def gradients(f, x, params, seed=11):
+    """Return the gradients of a random weighting of ``f(x, params)``'s two outputs."""
+    x, params = x.clone().requires_grad_(), params.clone().requires_grad_()
+    y, ladj = f(x, params)
+    g = torch.Generator().manual_seed(seed)
+    weights = torch.randn(2, *y.shape, generator=g, dtype=y.dtype)
+    return torch.autograd.grad((weights[0] * y + weights[1] * ladj).sum(), (x, params))
+
+
+@pytest.mark.parametrize("spread", [1.5, 8.0])
+@pytest.mark.parametrize("scale", [1.0, 10.0, 50.0])
+def test_fused_dsf_gradients_match_the_log_space_composition(spread, scale):
+    # The fused node's hand-written backward against autograd through the log-space version,
+    # for the conditioner's numbers as well as the input (the Jacobian test covers dy/dx only)
+    transformer = make("dsf-K5")
+    params = random_params(transformer, 48, spread)
+    x = tail_inputs(48, scale)
+
+    assert not FusedDeepSigmoid.apply(x, params)[2].any()  # no fallback: the node alone
+    fused = gradients(transformer, x, params)
+    composed = gradients(transformer.log_space_forward, x, params)
+
+    for got, expected in zip(fused, composed, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    inputs = (x[:6].clone().requires_grad_(), params[:6].clone().requires_grad_())
+    assert torch.autograd.gradcheck(lambda *a: FusedDeepSigmoid.apply(*a)[:2], inputs)
+
+
+def test_fused_dsf_falls_back_to_log_space_where_its_derivative_underflows():
+    # In float32 far in the tails, Σ w a σ(C) σ(−C) underflows for some elements only: those
+    # take the log-space path, the rest stay on the fused node, and the merged values and
+    # gradients are those of the log-space version throughout.
+    transformer = make("dsf-K5", dtype=torch.float32)
+    params = random_params(transformer, 64, dtype=torch.float32)
+    x = torch.cat([tail_inputs(32, 1.0), tail_inputs(32, 300.0)]).float()
+
+    _, ladj_node, underflow = FusedDeepSigmoid.apply(x, params)
+    assert 0 < underflow.sum() < len(x)
+
+    y, ladj = transformer(x, params)
+    y_ref, ladj_ref = transformer.log_space_forward(x, params)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=2e-6)
+    torch.testing.assert_close(ladj, ladj_ref, rtol=1e-5, atol=1e-5)
+    assert (ladj_node[underflow] > ladj[underflow] + 10).any()  # the node alone was far off
+
+    fused = gradients(transformer, x, params)
+    composed = gradients(transformer.log_space_forward, x, params)
+    for got, expected in zip(fused, composed, strict=True):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_affine_transformer_is_the_soft_clipped_scale_and_shift():

@@ -1,4 +1,4 @@
-r"""Deep sigmoidal transformers (DSF and DDSF), computed in log space, and their inverse.
+r"""Deep sigmoidal transformers (DSF and DDSF), kept finite in the tails, and their inverse.
 
 Both are strictly increasing maps of the real line onto a bounded interval: the last operation
 is the logit of a convex combination of sigmoids, squeezed into :math:`(\delta/2, 1 - \delta/2)`,
@@ -6,6 +6,10 @@ so :math:`|y| < \log((1 - \delta/2) / (\delta/2)) \approx 14.5`. Every quantity 
 underflow (the mixture, its complement, the derivative) is carried as a logarithm and combined
 by log-sum-exp, so the output and its log-derivative stay accurate in float32 even when every
 sigmoid saturates.
+
+DSF, which training runs most, has a faster path: one autograd node with a hand-written
+gradient (:class:`FusedDeepSigmoid`) computes in probability space, where only the derivative
+sum can underflow, and the elements where it does are recomputed in log space.
 
 References:
     | Neural Autoregressive Flows (Huang et al., 2018)
@@ -20,6 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 from core.flows.elementwise import MonotoneTransformer, inverse_softplus
 
@@ -55,6 +60,85 @@ def _positive(a: Tensor) -> Tensor:
     return F.softplus(a.contiguous()) + DELTA
 
 
+def underflow_floor(dtype: torch.dtype) -> float:
+    """Return the derivative sum below which its terms may have lost precision to underflow.
+
+    ``2**24`` times the smallest normal number: above it, the largest of up to a million terms
+    is itself a normal number, so the sum keeps the dtype's relative precision.
+    """
+    return torch.finfo(dtype).tiny * 2.0**24
+
+
+class FusedDeepSigmoid(torch.autograd.Function):
+    r"""``(x, params) -> (y, log dy/dx, underflow)`` of the DSF transformer, one autograd node.
+
+    ``params`` holds :math:`(\tilde a, b, \tilde w)` of ``K`` sigmoids on its last dimension.
+    ``underflow`` marks the elements whose derivative sum fell below :func:`underflow_floor`;
+    their ``log dy/dx`` is a finite placeholder (too large) and their gradient through it is
+    finite, for the caller to replace.
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # Slopes a = softplus(ã) + δ, offsets b and mixture weights w = softmax(w̃)
+        raw_a, b, raw_w = params.chunk(3, dim=-1)
+        raw_a = raw_a.contiguous()  # softplus runs ~10× slower on the strided chunk
+        a = F.softplus(raw_a).add_(DELTA)
+        w = torch.softmax(raw_w, dim=-1)
+
+        # Sigmoids of the pre-activations C = a x + b and of −C, each accurate when tiny
+        c = torch.addcmul(b, a, x.unsqueeze(-1))
+        s = torch.sigmoid(c)
+        s_neg = torch.sigmoid(c.neg_())
+
+        # D, 1 − D and the derivative sum Σ w a σ(C) σ(−C)
+        ws = w * s
+        d = ws.sum(dim=-1)
+        e = (w * s_neg).sum(dim=-1)
+        t = ws.mul_(s_neg)
+        dd = (t * a).sum(dim=-1)
+        floor = underflow_floor(dd.dtype)
+        underflow = dd < floor
+        dd = dd.clamp_min_(floor)
+
+        # y = logit(D_c) with D_c = (1 − δ) D + δ/2 and 1 − D_c = (1 − δ)(1 − D) + δ/2
+        d_c = d.mul_(1 - DELTA).add_(DELTA / 2)
+        e_c = e.mul_(1 - DELTA).add_(DELTA / 2)
+        log_d_c, log_e_c = d_c.log(), e_c.log()
+        y = log_d_c - log_e_c
+        ladj = dd.log().add_(LOG_1M_DELTA).sub_(log_d_c).sub_(log_e_c)
+
+        ctx.save_for_backward(x, raw_a, a, w, s, s_neg, t, d_c, e_c, dd)
+        ctx.mark_non_differentiable(underflow)
+        return y, ladj, underflow
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: FunctionCtx, grad_y: Tensor, grad_ladj: Tensor, _: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        x, raw_a, a, w, s, s_neg, t, d_c, e_c, dd = ctx.saved_tensors
+
+        # Gradients of the loss with respect to D, 1 − D and the derivative sum. Out of place
+        # throughout, so that torch.func can batch the backward (vmap'd Jacobians).
+        g_d = ((grad_y - grad_ladj) * ((1 - DELTA) / d_c)).unsqueeze(-1)
+        g_e = ((grad_y + grad_ladj) * ((DELTA - 1) / e_c)).unsqueeze(-1)
+        g_dd = (grad_ladj / dd).unsqueeze(-1)
+
+        # Through the weights: ∂/∂w_j = g_D σ(C_j) + g_E σ(−C_j) + g_dd a_j σ(C_j) σ(−C_j)
+        g_w = s * g_d + s_neg * g_e + (s * s_neg * a) * g_dd
+
+        # Through the pre-activations: ∂/∂C_j = w_j σσ' (g_D − g_E + g_dd a_j (σ(−C_j) − σ(C_j)))
+        g_c = t * ((s_neg - s) * a * g_dd + (g_d - g_e))
+
+        # C = a x + b, a = softplus(ã) + δ, w = softmax(w̃)
+        g_x = (g_c * a).sum(dim=-1)
+        g_raw_a = (t * g_dd + g_c * x.unsqueeze(-1)) * torch.sigmoid(raw_a)
+        g_raw_w = w * (g_w - (w * g_w).sum(dim=-1, keepdim=True))
+
+        return g_x, torch.cat([g_raw_a, g_c, g_raw_w], dim=-1)
+
+
 class DeepSigmoidalTransformer(MonotoneTransformer):
     r"""Deep sigmoidal flow (DSF) transformer with :math:`K` sigmoid units.
 
@@ -87,6 +171,17 @@ class DeepSigmoidalTransformer(MonotoneTransformer):
         return torch.cat([a, torch.zeros(2 * k, dtype=torch.float64)])
 
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        # The fused node, then log space for any element whose derivative sum underflowed
+        y, ladj, underflow = FusedDeepSigmoid.apply(x, params)
+        if underflow.any():
+            where = underflow.nonzero(as_tuple=True)
+            y_log, ladj_log = self.log_space_forward(x[where], params[where])
+            y, ladj = y.index_put(where, y_log), ladj.index_put(where, ladj_log)
+
+        return y, ladj
+
+    def log_space_forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        """Compute the same map from log-space operations, exact where every sigmoid saturates."""
         # Slopes, offsets and log mixture weights of the K sigmoids
         a, b, w = params.chunk(3, dim=-1)
         a = _positive(a)
