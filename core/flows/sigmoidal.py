@@ -91,12 +91,11 @@ class FusedDeepSigmoid(torch.autograd.Function):
         s = torch.sigmoid(c)
         s_neg = torch.sigmoid(c.neg_())
 
-        # D, 1 − D and the derivative sum Σ w a σ(C) σ(−C)
-        ws = w * s
-        d = ws.sum(dim=-1)
-        e = (w * s_neg).sum(dim=-1)
-        t = ws.mul_(s_neg)
-        dd = (t * a).sum(dim=-1)
+        # D, 1 − D and the derivative sum Σ w a σ(C) σ(−C), from terms the gradient reuses
+        ws, ws_neg = w * s, w * s_neg
+        t = ws * s_neg
+        ta = t * a
+        d, e, dd = ws.sum(dim=-1), ws_neg.sum(dim=-1), ta.sum(dim=-1)
         floor = underflow_floor(dd.dtype)
         underflow = dd < floor
         dd = dd.clamp_min_(floor)
@@ -108,7 +107,7 @@ class FusedDeepSigmoid(torch.autograd.Function):
         y = log_d_c - log_e_c
         ladj = dd.log().add_(LOG_1M_DELTA).sub_(log_d_c).sub_(log_e_c)
 
-        ctx.save_for_backward(x, raw_a, a, w, s, s_neg, t, d_c, e_c, dd)
+        ctx.save_for_backward(x, raw_a, a, w, s, s_neg, ws, ws_neg, t, ta, d_c, e_c, dd)
         ctx.mark_non_differentiable(underflow)
         return y, ladj, underflow
 
@@ -117,7 +116,7 @@ class FusedDeepSigmoid(torch.autograd.Function):
     def backward(
         ctx: FunctionCtx, grad_y: Tensor, grad_ladj: Tensor, _: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        x, raw_a, a, w, s, s_neg, t, d_c, e_c, dd = ctx.saved_tensors
+        x, raw_a, a, w, s, s_neg, ws, ws_neg, t, ta, d_c, e_c, dd = ctx.saved_tensors
 
         # Gradients of the loss with respect to D, 1 − D and the derivative sum. Out of place
         # throughout, so that torch.func can batch the backward (vmap'd Jacobians).
@@ -125,16 +124,16 @@ class FusedDeepSigmoid(torch.autograd.Function):
         g_e = ((grad_y + grad_ladj) * ((DELTA - 1) / e_c)).unsqueeze(-1)
         g_dd = (grad_ladj / dd).unsqueeze(-1)
 
-        # Through the weights: ∂/∂w_j = g_D σ(C_j) + g_E σ(−C_j) + g_dd a_j σ(C_j) σ(−C_j)
-        g_w = s * g_d + s_neg * g_e + (s * s_neg * a) * g_dd
+        # Through the weights, times w: w_j ∂/∂w_j = g_D w σ(C_j) + g_E w σ(−C_j) + g_dd w a σσ'
+        w_g_w = torch.addcmul(torch.addcmul(ws * g_d, ws_neg, g_e), ta, g_dd)
 
-        # Through the pre-activations: ∂/∂C_j = w_j σσ' (g_D − g_E + g_dd a_j (σ(−C_j) − σ(C_j)))
-        g_c = t * ((s_neg - s) * a * g_dd + (g_d - g_e))
+        # Through the pre-activations: ∂/∂C_j = w σσ' (g_D − g_E) + g_dd w a σσ' (σ(−C) − σ(C))
+        g_c = torch.addcmul(t * (g_d - g_e), ta * (s_neg - s), g_dd)
 
         # C = a x + b, a = softplus(ã) + δ, w = softmax(w̃)
         g_x = (g_c * a).sum(dim=-1)
-        g_raw_a = (t * g_dd + g_c * x.unsqueeze(-1)) * torch.sigmoid(raw_a)
-        g_raw_w = w * (g_w - (w * g_w).sum(dim=-1, keepdim=True))
+        g_raw_a = torch.addcmul(t * g_dd, g_c, x.unsqueeze(-1)) * torch.sigmoid(raw_a)
+        g_raw_w = w_g_w - w * w_g_w.sum(dim=-1, keepdim=True)
 
         return g_x, torch.cat([g_raw_a, g_c, g_raw_w], dim=-1)
 
