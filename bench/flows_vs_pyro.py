@@ -2,11 +2,13 @@ r"""Speed and true KL of Benchtop's deep sigmoidal flow beside Pyro's ``NeuralAu
 
 Both flows have the same size: 2 autoregressive layers, MADE conditioners with hidden layers
 [64, 64] and ELU units, 16 sigmoid units per transformer, and the order reversed between the
-layers. Each is fitted to the energies U1–U4 by reverse KL, minimising
-:math:`E[\log q(x) + U(x)]` with :math:`x = f(z)`, :math:`z \sim N(0, I)`, in batches of 256
-with torch's fused Adam (as the app trains) and the gradient norm clipped at 5 (the same
-guarded step, :func:`core.training.apply_gradients`, for both). After training, the true
-:math:`\mathrm{KL}(q \| p)` is estimated on the same fixed 20,000 base samples for both.
+layers. Each is fitted to the energies U1–U4 by reverse KL, minimising :math:`E[\log q(x) +
+U(x)]` with :math:`x = f(z)`, :math:`z \sim N(0, I)`, in batches of 256 with torch's fused Adam
+(as the app trains) and the gradient norm clipped at 5 (the same guarded step,
+:func:`core.training.apply_gradients`, for both), optionally with the energy annealed as the app
+can. After training, the true :math:`\mathrm{KL}(q \| p)` is estimated on the same fixed 20,000
+base samples for both. Each seed (three by default) is a run of its own, since a single run of
+reverse KL can land in a different local optimum from the next.
 
 The contenders train in interleaved chunks of steps, each drawing its own copy of the same
 noise stream, so that the load of a shared machine falls on both alike. Steps per second count
@@ -161,14 +163,19 @@ class Contender:
     skipped: int = 0
     chunk_seconds: list[float] = field(default_factory=list)
 
-    def train(self, u: Callable[[Tensor], Tensor], steps: int) -> None:
-        """Take ``steps`` reverse-KL steps on the energy ``u``, timing them."""
+    def train(self, u: Callable[[Tensor], Tensor], steps: int, anneal_steps: int = 0) -> None:
+        """Take ``steps`` reverse-KL steps on the energy ``u``, timing them.
+
+        With ``anneal_steps`` the energy is weighted by β = min(1, 0.01 + step / anneal_steps),
+        as the app's *Anneal energy* setting does.
+        """
         params = list(self.module.parameters())
         start = time.perf_counter()
-        for _ in range(steps):
+        for i in range(self.steps, self.steps + steps):
+            beta = min(1.0, 0.01 + i / anneal_steps) if anneal_steps else 1.0
             z = torch.randn(BATCH, 2, generator=self.generator)
             x, log_q = self.sample(z)
-            loss = (log_q + u(x)).mean()
+            loss = (log_q + beta * u(x)).mean()
             try:
                 apply_gradients(loss, self.optimizer, params, max_grad_norm=MAX_GRAD_NORM)
             except DivergenceError:
@@ -184,9 +191,9 @@ class Contender:
         return self.steps / self.seconds
 
 
-def build(name: str, args: argparse.Namespace) -> Contender:
-    """Return the contender ``name`` (``ours``, ``pyro`` or ``affine``), seeded by ``--seed``."""
-    torch.manual_seed(args.seed)
+def build(name: str, args: argparse.Namespace, seed: int) -> Contender:
+    """Return the contender ``name`` (``ours``, ``pyro`` or ``affine``), seeded by ``seed``."""
+    torch.manual_seed(seed)
     if name == "ours":
         label, (module, sample) = "ours DSF×2", ours("dsf", 2)
     elif name == "pyro":
@@ -195,7 +202,7 @@ def build(name: str, args: argparse.Namespace) -> Contender:
         label, (module, sample) = "ours affine×6", ours("affine", 6)
 
     optimizer = torch.optim.Adam(module.parameters(), lr=args.lr, fused=not args.plain_adam)
-    return Contender(label, module, sample, optimizer, torch.Generator().manual_seed(args.seed))
+    return Contender(label, module, sample, optimizer, torch.Generator().manual_seed(seed))
 
 
 def evaluate(sample: Sampler, target: str, z: Tensor) -> tuple[float, float]:
@@ -244,38 +251,73 @@ def identity_check(targets: list[str], seed: int) -> bool:
     return ok
 
 
-def run_target(target: str, names: list[str], args: argparse.Namespace) -> list[Contender]:
-    """Train every contender on ``target`` in interleaved chunks; return them."""
+def run_target(target: str, names: list[str], args: argparse.Namespace, seed: int):
+    """Train every contender on ``target`` from ``seed`` in interleaved chunks; return them."""
     u = energy(target)
     log_partition(target)  # integrate log Z now, outside the timed steps
-    contenders = [build(n, args) for n in names]
+    contenders = [build(n, args, seed) for n in names]
 
     # Alternate who goes first in each round, so neither always follows the other
     for round_, start in enumerate(range(0, args.steps, CHUNK)):
         steps = min(CHUNK, args.steps - start)
         for c in contenders if round_ % 2 == 0 else contenders[::-1]:
-            c.train(u, steps)
+            c.train(u, steps, args.anneal_steps)
 
     return contenders
+
+
+@dataclass
+class Result:
+    """A contender's runs on one target, one per seed: speed and the true KL and ESS."""
+
+    name: str
+    steps: int = 0
+    seconds: float = 0.0
+    chunk_seconds: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    ess: list[float] = field(default_factory=list)
+    skipped: int = 0
+
+    def add(self, c: Contender, target: str, z: Tensor) -> None:
+        """Add the trained contender ``c``, evaluated on the evaluation noise ``z``."""
+        kl, ess = evaluate(c.sample, target, z)
+        self.steps += c.steps
+        self.seconds += c.seconds
+        self.chunk_seconds += c.chunk_seconds
+        self.kl.append(kl)
+        self.ess.append(ess)
+        self.skipped += c.skipped
+
+    @property
+    def rate(self) -> float:
+        """Steps per second over every run."""
+        return self.steps / self.seconds
 
 
 # ---- report ----------------------------------------------------------------------------------
 
 
-def median_chunk_ratio(a: Contender, b: Contender) -> float:
+def median_chunk_ratio(a: Result, b: Result) -> float:
     """Median over rounds of b's chunk time over a's: a's speed relative to b, drift-free."""
     pairs = zip(a.chunk_seconds, b.chunk_seconds, strict=True)
     return statistics.median(tb / ta for ta, tb in pairs)
 
 
-def print_table(title: str, target: str, a: Contender, b: Contender, z: Tensor) -> float:
-    """Print steps/s, their ratio, KL and ESS of ``a`` beside ``b``; return the speed ratio."""
-    (kl_a, ess_a), (kl_b, ess_b) = (evaluate(c.sample, target, z) for c in (a, b))
+def print_table(title: str, target: str, a: Result, b: Result, seeds: list[int]) -> float:
+    """Print steps/s, their ratio, KL per seed, mean KL and ESS; return the speed ratio."""
     ratio = a.rate / b.rate
-    print(f"{title} — {target}")
-    print(f"  {'':<15}{'steps/s':>9}{'KL(q‖p)':>10}{'ESS':>8}{'skipped':>9}")
-    for c, kl, ess in ((a, kl_a, ess_a), (b, kl_b, ess_b)):
-        print(f"  {c.name:<15}{c.rate:>9.1f}{kl:>10.4f}{ess:>8.1%}{c.skipped:>9d}")
+    seed_list = ", ".join(str(s) for s in seeds)
+    print(f"{title} — {target} (seed{'s' if len(seeds) > 1 else ''} {seed_list})")
+    per_seed = "KL(q‖p) per seed"
+    width = max(len(per_seed), 8 * len(seeds))
+    print(f"  {'':<15}{'steps/s':>9}  {per_seed:<{width}}{'mean KL':>9}{'ESS':>8}{'skipped':>9}")
+    for r in (a, b):
+        kls = "".join(f"{k:>8.4f}" for k in r.kl)
+        mean_kl, mean_ess = statistics.fmean(r.kl), statistics.fmean(r.ess)
+        print(
+            f"  {r.name:<15}{r.rate:>9.1f}  {kls:<{width}}{mean_kl:>9.4f}{mean_ess:>8.1%}"
+            f"{r.skipped:>9d}"
+        )
     print(
         f"  speed {a.name} / {b.name}: {ratio:.2f} "
         f"(median of {len(a.chunk_seconds)} interleaved chunks: {median_chunk_ratio(a, b):.2f})"
@@ -296,7 +338,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--targets", nargs="+", default=list(ENERGY_NAMES), choices=ENERGY_NAMES, metavar="U"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="S",
+        help="a run per seed, KL reported per seed and averaged (0 1 2)",
+    )
+    parser.add_argument(
+        "--anneal-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="anneal the energy over N steps for every contender, as the app's setting does "
+        "(0: off)",
+    )
     parser.add_argument(
         "--with-affine",
         action="store_true",
@@ -317,6 +374,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.threads < 1:
         parser.error("--steps and --threads must be at least 1")
+    if args.anneal_steps < 0:
+        parser.error("--anneal-steps must be at least 0")
     return args
 
 
@@ -324,25 +383,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pyro_version, _, _ = import_pyro()
     torch.set_num_threads(args.threads)
+    anneal = f"annealed over {args.anneal_steps} steps" if args.anneal_steps else "no annealing"
     print(
         f"torch {torch.__version__}, pyro {pyro_version}, {args.threads} thread(s); "
         f"{args.steps} steps of batch {BATCH}, {'plain' if args.plain_adam else 'fused'} "
-        f"Adam {args.lr:g}, clip {MAX_GRAD_NORM:g}, "
-        f"seed {args.seed}; KL on {EVAL_SAMPLES:,} samples; "
-        f"Pyro's start: {args.pyro_start}"
+        f"Adam {args.lr:g}, clip {MAX_GRAD_NORM:g}, {anneal}; "
+        f"KL on {EVAL_SAMPLES:,} samples; Pyro's start: {args.pyro_start}"
     )
     print()
-    if not identity_check(args.targets, args.seed):
+    if not identity_check(args.targets, args.seeds[0]):
         return 1
 
     names = ["ours", "pyro"] + (["affine"] if args.with_affine else [])
-    z = eval_noise(args.seed)
     ratios = []
     for target in args.targets:
-        trained = run_target(target, names, args)
-        ratios.append(print_table("DSF×2: ours vs Pyro", target, trained[0], trained[1], z))
+        results: list[Result] = []
+        for seed in args.seeds:
+            trained = run_target(target, names, args, seed)
+            results = results or [Result(c.name) for c in trained]
+            for result, contender in zip(results, trained, strict=True):
+                result.add(contender, target, eval_noise(seed))
+        ratios.append(print_table("DSF×2: ours vs Pyro", target, *results[:2], args.seeds))
         if args.with_affine:
-            print_table("Ours: DSF×2 vs affine×6", target, trained[0], trained[2], z)
+            print_table("Ours: DSF×2 vs affine×6", target, results[0], results[2], args.seeds)
 
     print(
         f"Geometric-mean speed ratio ours/pyro over {', '.join(args.targets)}: "
