@@ -76,6 +76,29 @@ def test_heatmap_on_its_extent_and_levels(qtbot):
     assert 0 < len(widget.points.data) <= 2000  # thinned
 
 
+@pytest.mark.parametrize("size", [(700, 300), (300, 700)], ids=["wide", "tall"])
+def test_heatmap_box_keeps_the_fields_aspect_and_shows_it_whole(qtbot, size):
+    # A field 8 wide and 4 tall in a widget of another shape: the canvas margins take up the
+    # difference, so the box has the field's aspect and its range is the extent, no more
+    values = np.outer(np.linspace(0, 1, 20), np.ones(40))
+    widget = HeatmapWidget(Heatmap("density", "Density", values, (-4.0, 4.0, -2.0, 2.0), (0, 1)))
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+
+    def fitted():
+        box = widget.plot.vb.boundingRect()
+        return abs(box.width() - 2 * box.height()) < 2
+
+    qtbot.waitUntil(fitted)
+    box = widget.plot.vb.boundingRect()
+    assert box.width() > 100 and box.height() > 50
+    (x_min, x_max), (y_min, y_max) = widget.plot.vb.viewRange()
+    assert (x_min, x_max) == pytest.approx((-4, 4), abs=0.05)
+    assert (y_min, y_max) == pytest.approx((-2, 2), abs=0.05)
+
+
 def test_scatter_groups_with_legend(qtbot):
     points = np.arange(20, dtype=float).reshape(10, 2)
     groups = np.array([0, 1] * 5)

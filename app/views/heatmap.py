@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QWidget
 
-from app.views.view_widget import COLORMAP_NAME, ViewWidget, style_plot
+from app.views.view_widget import BASE_MARGINS, COLORMAP_NAME, ViewWidget, style_plot
 from core.views import Heatmap
 
 #: Most points drawn over a heatmap; more would hide the field and slow the window.
@@ -28,6 +28,8 @@ class HeatmapWidget(ViewWidget):
         self.plot: pg.PlotItem = self.canvas.addPlot()
         style_plot(self.plot)
         self.plot.setAspectLocked(True)
+        # The box ends at the field's edges, so the edge ticks (±4) may reach past the axis
+        self.plot.getAxis("bottom").setStyle(hideOverlappingLabels=15)
         self.plot.setMenuEnabled(False)
 
         # The field: row i of the values is drawn at y = ys[i], so rows run bottom to top.
@@ -52,7 +54,11 @@ class HeatmapWidget(ViewWidget):
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="9pt", brush="#ffffffe0")
         self.legend.setVisible(False)
 
+        # The box keeps the field's aspect by widening the canvas margins, not by showing
+        # more range than the field covers (blank bands beside it).
         self._extent: tuple[float, float, float, float] | None = None
+        self._padding = (0.0, 0.0)
+        self.plot.vb.sigResized.connect(self._fit_box)
         self.set_view(view)
 
     def set_view(self, view: Heatmap) -> None:
@@ -74,6 +80,7 @@ class HeatmapWidget(ViewWidget):
             self.image.setRect(QRectF(x_min, y_min, x_max - x_min, y_max - y_min))
             self.plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0)
             self._extent = view.extent
+            self._fit_box()
 
         # The overlay, thinned evenly when there are more points than can be read.
         points = view.points
@@ -91,3 +98,32 @@ class HeatmapWidget(ViewWidget):
             if view.points_label:
                 self.legend.addItem(self.points, view.points_label)
         self.legend.setVisible(bool(view.points_label))
+
+    def _fit_box(self, *_: object) -> None:
+        """Pad the canvas so that the view box has the extent's aspect and shows it whole."""
+        if self._extent is None:
+            return
+        x_min, x_max, y_min, y_max = self._extent
+        aspect = (x_max - x_min) / (y_max - y_min)
+        box = self.plot.vb.boundingRect()
+        if box.width() <= 0 or box.height() <= 0:
+            return
+
+        # The room the box would have without padding, and the padding that fits it
+        pad_x, pad_y = self._padding
+        width, height = box.width() + pad_x, box.height() + pad_y
+        if width > height * aspect:
+            padding = (width - height * aspect, 0.0)
+        else:
+            padding = (0.0, height - width / aspect)
+        if max(abs(a - b) for a, b in zip(padding, self._padding, strict=True)) < 1:
+            return
+
+        self._padding = padding
+        left, top, right, bottom = BASE_MARGINS
+        self.canvas.ci.setContentsMargins(
+            left + padding[0] / 2,
+            top + padding[1] / 2,
+            right + padding[0] / 2,
+            bottom + padding[1] / 2,
+        )

@@ -21,6 +21,9 @@ PALETTE: tuple[str, ...] = (
     "#F0E442",
 )
 
+#: Margins of every canvas around its plot: left, top, right, bottom (pixels).
+BASE_MARGINS = (6, 6, 10, 6)
+
 #: Colour map of every heatmap; perceptually uniform, readable in grey.
 COLORMAP_NAME = "viridis"
 
@@ -51,7 +54,7 @@ class ViewWidget(QWidget):
         self._labels: tuple[str, ...] | None = None
 
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.ci.setContentsMargins(6, 6, 10, 6)
+        self.canvas.ci.setContentsMargins(*BASE_MARGINS)
         self.canvas.setMinimumSize(240, 200)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
