@@ -89,25 +89,29 @@ class FusedDeepSigmoid(torch.autograd.Function):
         w = torch.softmax(raw_w, dim=-1)
 
         # Sigmoids of the pre-activations C = a x + b and of −C, each accurate when tiny
-        c = torch.addcmul(b, a, x.unsqueeze(-1))
+        x = x.unsqueeze(-1)
+        c = torch.addcmul(b, a, x)
         s = torch.sigmoid(c)
         s_neg = torch.sigmoid(c.neg_())
 
-        # D, 1 − D and the derivative sum Σ w a σ(C) σ(−C), from terms the gradient reuses
-        ws, ws_neg = w * s, w * s_neg
+        # With the squeeze's 1 − δ in the weights, w' = (1 − δ) w: the squeezed mixtures
+        # D_c = Σ w' σ(C) + δ/2 and 1 − D_c = Σ w' σ(−C) + δ/2, and the derivative sum
+        # Σ w' a σ(C) σ(−C), from terms the gradient reuses
+        ws = w * s
+        ws.mul_(1 - DELTA)
+        ws_neg = (w * s_neg).mul_(1 - DELTA)
         t = ws * s_neg
         ta = t * a
-        d, e, dd = ws.sum(dim=-1), ws_neg.sum(dim=-1), ta.sum(dim=-1)
+        d_c, e_c, dd = ws.sum(dim=-1), ws_neg.sum(dim=-1), ta.sum(dim=-1)
         floor = underflow_floor(dd.dtype)
         underflow = dd < floor
         dd = dd.clamp_min_(floor)
+        d_c.add_(DELTA / 2)
+        e_c.add_(DELTA / 2)
 
-        # y = logit(D_c) with D_c = (1 − δ) D + δ/2 and 1 − D_c = (1 − δ)(1 − D) + δ/2
-        d_c = d.mul_(1 - DELTA).add_(DELTA / 2)
-        e_c = e.mul_(1 - DELTA).add_(DELTA / 2)
-        log_d_c, log_e_c = d_c.log(), e_c.log()
-        y = log_d_c - log_e_c
-        ladj = dd.log().add_(LOG_1M_DELTA).sub_(log_d_c).sub_(log_e_c)
+        # y = logit(D_c) and log dy/dx = log Σ w' a σ(C) σ(−C) − log D_c (1 − D_c)
+        y = torch.log(d_c / e_c)
+        ladj = torch.log(dd / (d_c * e_c))
 
         ctx.save_for_backward(x, raw_a, a, w, s, s_neg, ws, ws_neg, t, ta, d_c, e_c, dd)
         ctx.mark_non_differentiable(underflow)
@@ -120,21 +124,22 @@ class FusedDeepSigmoid(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor]:
         x, raw_a, a, w, s, s_neg, ws, ws_neg, t, ta, d_c, e_c, dd = ctx.saved_tensors
 
-        # Gradients of the loss with respect to D, 1 − D and the derivative sum. Out of place
-        # throughout, so that torch.func can batch the backward (vmap'd Jacobians).
-        g_d = ((grad_y - grad_ladj) * ((1 - DELTA) / d_c)).unsqueeze(-1)
-        g_e = ((grad_y + grad_ladj) * ((DELTA - 1) / e_c)).unsqueeze(-1)
+        # Gradients of the loss with respect to D_c, −(1 − D_c) and the derivative sum. Out
+        # of place throughout, so that torch.func can batch the backward (vmap'd Jacobians).
+        g_d = ((grad_y - grad_ladj) / d_c).unsqueeze(-1)
+        g_e_neg = ((grad_y + grad_ladj) / e_c).unsqueeze(-1)
         g_dd = (grad_ladj / dd).unsqueeze(-1)
 
-        # Through the weights, times w: w_j ∂/∂w_j = g_D w σ(C_j) + g_E w σ(−C_j) + g_dd w a σσ'
-        w_g_w = torch.addcmul(torch.addcmul(ws * g_d, ws_neg, g_e), ta, g_dd)
+        # Through the weights, times w (w ∂/∂w = w' ∂/∂w'):
+        # g_D w' σ(C_j) + g_E w' σ(−C_j) + g_dd w' a σ(C_j) σ(−C_j)
+        w_g_w = torch.addcmul(torch.addcmul(ws * g_d, ws_neg, g_e_neg, value=-1), ta, g_dd)
 
-        # Through the pre-activations: ∂/∂C_j = w σσ' (g_D − g_E) + g_dd w a σσ' (σ(−C) − σ(C))
-        g_c = torch.addcmul(t * (g_d - g_e), ta * (s_neg - s), g_dd)
+        # Through the pre-activations: ∂/∂C_j = w' σσ' (g_D − g_E) + g_dd w' a σσ' (σ(−C) − σ(C))
+        g_c = torch.addcmul(t * (g_d + g_e_neg), ta * (s_neg - s), g_dd)
 
         # C = a x + b, a = softplus(ã) + δ, w = softmax(w̃)
         g_x = (g_c * a).sum(dim=-1)
-        g_raw_a = torch.addcmul(t * g_dd, g_c, x.unsqueeze(-1)) * torch.sigmoid(raw_a)
+        g_raw_a = torch.addcmul(t * g_dd, g_c, x) * torch.sigmoid(raw_a)
         g_raw_w = w_g_w - w * w_g_w.sum(dim=-1, keepdim=True)
 
         return g_x, torch.cat([g_raw_a, g_c, g_raw_w], dim=-1)
