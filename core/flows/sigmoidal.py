@@ -2,10 +2,10 @@ r"""Deep sigmoidal transformers (DSF and DDSF), kept finite in the tails, and th
 
 Both are strictly increasing maps of the real line onto a bounded interval: the last operation
 is the logit of a convex combination of sigmoids, squeezed into :math:`(\delta/2, 1 - \delta/2)`,
-so :math:`|y| < \log((1 - \delta/2) / (\delta/2)) \approx 14.5`. Every quantity that could
-underflow (the mixture, its complement, the derivative) is carried as a logarithm and combined
-by log-sum-exp, so the output and its log-derivative stay accurate in float32 even when every
-sigmoid saturates.
+so :math:`|y| < \log((1 - \delta/2) / (\delta/2)) \approx 14.5`. Their log-space forms carry
+every quantity that could underflow (the mixture, its complement, the derivative) as a
+logarithm combined by log-sum-exp, so the output and its log-derivative stay accurate in
+float32 even when every sigmoid saturates.
 
 Both also have a faster path in probability space, where the mixtures are sums of positive
 terms (accurate when tiny) and only the derivative can underflow; the elements where it does
