@@ -104,10 +104,10 @@ class HeatmapWidget(ViewWidget):
         if self._extent is None:
             return
         x_min, x_max, y_min, y_max = self._extent
-        aspect = (x_max - x_min) / (y_max - y_min)
         box = self.plot.vb.boundingRect()
-        if box.width() <= 0 or box.height() <= 0:
+        if min(x_max - x_min, y_max - y_min, box.width(), box.height()) <= 0:
             return
+        aspect = (x_max - x_min) / (y_max - y_min)
 
         # The room the box would have without padding, and the padding that fits it
         pad_x, pad_y = self._padding
