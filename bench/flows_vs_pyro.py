@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from core.flows.autoregressive import AutoregressiveFlow, standard_normal_log_prob
 from core.flows.energies import (
     ENERGY_NAMES,
+    annealing_weight,
     effective_sample_size,
     energy,
     log_partition,
@@ -166,13 +167,13 @@ class Contender:
     def train(self, u: Callable[[Tensor], Tensor], steps: int, anneal_steps: int = 0) -> None:
         """Take ``steps`` reverse-KL steps on the energy ``u``, timing them.
 
-        With ``anneal_steps`` the energy is weighted by β = min(1, 0.01 + step / anneal_steps),
-        as the app's *Anneal energy* setting does.
+        With ``anneal_steps`` the energy is weighted as the app's *Anneal energy* setting
+        weights it (:func:`core.flows.energies.annealing_weight`).
         """
         params = list(self.module.parameters())
         start = time.perf_counter()
         for i in range(self.steps, self.steps + steps):
-            beta = min(1.0, 0.01 + i / anneal_steps) if anneal_steps else 1.0
+            beta = annealing_weight(i, anneal_steps) if anneal_steps else 1.0
             z = torch.randn(BATCH, 2, generator=self.generator)
             x, log_q = self.sample(z)
             loss = (log_q + beta * u(x)).mean()
@@ -184,11 +185,6 @@ class Contender:
         self.seconds += elapsed
         self.steps += steps
         self.chunk_seconds.append(elapsed)
-
-    @property
-    def rate(self) -> float:
-        """Steps per second over all of training."""
-        return self.steps / self.seconds
 
 
 def build(name: str, args: argparse.Namespace, seed: int) -> Contender:

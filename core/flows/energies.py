@@ -79,6 +79,11 @@ def energy(name: str) -> Callable[[Tensor], Tensor]:
     return ENERGIES[name]
 
 
+def annealing_weight(step: int, steps: int) -> float:
+    """Return the energy's weight β = min(1, 0.01 + step / steps) of Rezende and Mohamed."""
+    return min(1.0, 0.01 + step / steps)
+
+
 @functools.cache
 def log_partition(name: str, points: int = 1000, bound: float = 7.0) -> float:
     """Return log Z = log ∫ exp(−U) on a ``points``² grid over ``[−bound, bound]²``, in float64.

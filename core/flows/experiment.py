@@ -26,6 +26,7 @@ from core.experiment import Experiment
 from core.flows.autoregressive import FLOW_KINDS, AutoregressiveFlow, standard_normal_log_prob
 from core.flows.energies import (
     ENERGY_NAMES,
+    annealing_weight,
     density_grid,
     effective_sample_size,
     energy,
@@ -193,7 +194,7 @@ class FlowExperiment(Experiment):
         """Return the weight of the energy at the current step (1 unless annealing)."""
         if not self.config["anneal"]:
             return 1.0
-        return min(1.0, 0.01 + self.steps / self.config["anneal_steps"])
+        return annealing_weight(self.steps, self.config["anneal_steps"])
 
     def train_step(self) -> dict[str, float]:
         batch = self.config["batch_size"]

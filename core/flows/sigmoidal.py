@@ -84,8 +84,8 @@ class FusedDeepSigmoid(torch.autograd.Function):
     def forward(ctx: FunctionCtx, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         # Slopes a = softplus(ã) + δ, offsets b and mixture weights w = softmax(w̃)
         raw_a, b, raw_w = params.chunk(3, dim=-1)
-        raw_a = raw_a.contiguous()  # softplus runs ~10× slower on the strided chunk
-        a = F.softplus(raw_a).add_(DELTA)
+        raw_a = raw_a.contiguous()  # kept for the backward's σ(ã), on a contiguous copy
+        a = _positive(raw_a)
         w = torch.softmax(raw_w, dim=-1)
 
         # Sigmoids of the pre-activations C = a x + b and of −C, each accurate when tiny
