@@ -4,7 +4,8 @@ Both flows have the same size: 2 autoregressive layers, MADE conditioners with h
 [64, 64] and ELU units, 16 sigmoid units per transformer, and the order reversed between the
 layers. Each is fitted to the energies U1–U4 by reverse KL, minimising :math:`E[\log q(x) +
 U(x)]` with :math:`x = f(z)`, :math:`z \sim N(0, I)`, in batches of 256 with torch's fused Adam
-(as the app trains) and the gradient norm clipped at 5 (the same guarded step,
+and the gradient norm clipped at 5, over the parameters gathered into one flat tensor (as the
+app trains: :class:`core.training.FlatParameters` and the same guarded step,
 :func:`core.training.apply_gradients`, for both), optionally with the energy annealed as the app
 can. After training, the true :math:`\mathrm{KL}(q \| p)` is estimated on the same fixed 20,000
 base samples for both. Each seed (three by default) is a run of its own, since a single run of
@@ -49,7 +50,7 @@ from core.flows.energies import (
     log_partition,
     reverse_kl,
 )
-from core.training import DivergenceError, apply_gradients
+from core.training import DivergenceError, FlatParameters, apply_gradients
 
 INSTALL_HINT = (
     "install pyro-ppl in a separate venv: python3 -m venv /tmp/pyro-venv && "
@@ -158,6 +159,7 @@ class Contender:
     module: nn.Module
     sample: Sampler
     optimizer: torch.optim.Optimizer
+    parameters: FlatParameters | list[nn.Parameter]
     generator: torch.Generator
     seconds: float = 0.0
     steps: int = 0
@@ -170,7 +172,6 @@ class Contender:
         With ``anneal_steps`` the energy is weighted as the app's *Anneal energy* setting
         weights it (:func:`core.flows.energies.annealing_weight`).
         """
-        params = list(self.module.parameters())
         start = time.perf_counter()
         for i in range(self.steps, self.steps + steps):
             beta = annealing_weight(i, anneal_steps) if anneal_steps else 1.0
@@ -178,7 +179,7 @@ class Contender:
             x, log_q = self.sample(z)
             loss = (log_q + beta * u(x)).mean()
             try:
-                apply_gradients(loss, self.optimizer, params, max_grad_norm=MAX_GRAD_NORM)
+                apply_gradients(loss, self.optimizer, self.parameters, max_grad_norm=MAX_GRAD_NORM)
             except DivergenceError:
                 self.skipped += 1
         elapsed = time.perf_counter() - start
@@ -197,8 +198,15 @@ def build(name: str, args: argparse.Namespace, seed: int) -> Contender:
     else:
         label, (module, sample) = "ours affine×6", ours("affine", 6)
 
-    optimizer = torch.optim.Adam(module.parameters(), lr=args.lr, fused=not args.plain_adam)
-    return Contender(label, module, sample, optimizer, torch.Generator().manual_seed(seed))
+    if args.per_tensor:
+        parameters = list(module.parameters())
+        stepped = parameters
+    else:
+        parameters = FlatParameters(module.parameters())
+        stepped = [parameters.flat]
+    optimizer = torch.optim.Adam(stepped, lr=args.lr, fused=not args.plain_adam)
+    generator = torch.Generator().manual_seed(seed)
+    return Contender(label, module, sample, optimizer, parameters, generator)
 
 
 def evaluate(sample: Sampler, target: str, z: Tensor) -> tuple[float, float]:
@@ -367,6 +375,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="use torch's plain Adam for every contender (default: the fused one Benchtop uses)",
     )
+    parser.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="clip and step every parameter tensor on its own (default: all as one flat "
+        "parameter, as Benchtop trains)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.threads < 1:
         parser.error("--steps and --threads must be at least 1")
@@ -383,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"torch {torch.__version__}, pyro {pyro_version}, {args.threads} thread(s); "
         f"{args.steps} steps of batch {BATCH}, {'plain' if args.plain_adam else 'fused'} "
-        f"Adam {args.lr:g}, clip {MAX_GRAD_NORM:g}, {anneal}; "
+        f"Adam {args.lr:g} on {'each tensor' if args.per_tensor else 'one flat parameter'}, "
+        f"clip {MAX_GRAD_NORM:g}, {anneal}; "
         f"KL on {EVAL_SAMPLES:,} samples; Pyro's start: {args.pyro_start}"
     )
     print()

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from core.flows.autoregressive import AutoregressiveFlow, standard_normal_log_prob
 from core.flows.energies import energy
-from core.training import apply_gradients
+from core.training import FlatParameters, apply_gradients
 
 BATCH = 256
 SIGMOIDS = 16
@@ -61,8 +61,8 @@ def backward_of(f: Callable[[], Tensor | tuple[Tensor, ...]]) -> Callable[[], No
 def training_step(sample: Callable[[Tensor], tuple[Tensor, Tensor]], module: nn.Module):
     """Return a call that takes one full reverse-KL step on U1, and the step's pieces."""
     u = energy("U1")
-    params = list(module.parameters())
-    optimizer = torch.optim.Adam(params, lr=1e-3, fused=True)  # as the app trains
+    params = FlatParameters(module.parameters())  # as the app trains
+    optimizer = torch.optim.Adam([params.flat], lr=1e-3, fused=True)
 
     def loss() -> Tensor:
         z = torch.randn(BATCH, 2)
@@ -73,7 +73,7 @@ def training_step(sample: Callable[[Tensor], tuple[Tensor, Tensor]], module: nn.
         apply_gradients(loss(), optimizer, params, max_grad_norm=5.0)
 
     def clip() -> None:
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        torch.nn.utils.clip_grad_norm_([params.flat], 5.0)  # its gradient, gathered by step()
 
     step()  # gradients and Adam's state exist from here on
     return step, loss, clip, optimizer.step
