@@ -20,53 +20,136 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 ENERGY_NAMES = ("U1", "U2", "U3", "U4")
 
 
-def _w1(z1: Tensor) -> Tensor:
-    return torch.sin(2 * math.pi * z1 / 4)
+# Each energy below returns U(z) and, when asked, its gradient dU/dz, written out by hand: the
+# energies are a few dozen tiny operations whose autograd graph would cost more than U itself
+# (about half a reverse-KL step's share of them). Every derivative is checked by gradcheck.
 
 
-def _w2(z1: Tensor) -> Tensor:
-    return 3 * torch.exp(-0.5 * ((z1 - 1) / 0.6) ** 2)
+def _sine(z1: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
+    # w1 = sin(2π z1 / 4) and dw1/dz1
+    angle = z1 * (math.pi / 2)
+    return torch.sin(angle), (math.pi / 2) * torch.cos(angle) if grad else None
 
 
-def _w3(z1: Tensor) -> Tensor:
-    return 3 * torch.sigmoid((z1 - 1) / 0.3)
+def _wall(z1: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
+    # ½ v² with v = max(|z1| − 4, 0) / 0.2, and d/dz1 = v sign(z1) / 0.2
+    v = torch.relu(z1.abs() - 4) / 0.2
+    return 0.5 * v.square(), v * torch.sign(z1) / 0.2 if grad else None
+
+
+def _two_branches(r: Tensor, m: Tensor, s_a: float, s_b: float) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Return :math:`-\ln(e^{-\frac12 (r/s_a)^2} + e^{-\frac12 ((r+m)/s_b)^2})`, dU/dr, dU/dm."""
+    a = -0.5 * (r / s_a).square()
+    b = -0.5 * ((r + m) / s_b).square()
+    p_b = torch.sigmoid(b - a)  # the share of the second branch
+    du_dm = p_b * (r + m) / s_b**2
+    return -torch.logaddexp(a, b), (1 - p_b) * r / s_a**2 + du_dm, du_dm
+
+
+def _on_sine(
+    z: Tensor, grad: bool, u_of_r: Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+) -> tuple[Tensor, Tensor | None]:
+    # U2-U4: a function of r = z2 − w1(z1) and of z1, plus the wall.
+    z1, z2 = z[..., 0], z[..., 1]
+    w1, dw1 = _sine(z1, grad)
+    wall_value, dwall = _wall(z1, grad)
+    value, du_dr, du_dz1 = u_of_r(z2 - w1, z1)
+    if not grad:
+        return value + wall_value, None
+    return value + wall_value, torch.stack([du_dz1 - du_dr * dw1 + dwall, du_dr], dim=-1)
+
+
+def _u1(z: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
+    z1 = z[..., 0]
+    norm = torch.linalg.vector_norm(z, dim=-1)
+    a = -0.5 * ((z1 - 2) / 0.6).square()
+    b = -0.5 * ((z1 + 2) / 0.6).square()
+    value = 0.5 * ((norm - 2) / 0.4).square() - torch.logaddexp(a, b)
+    if not grad:
+        return value, None
+
+    # The ring pulls along z / ‖z‖ (taken as 0 at the origin, as autograd does); the lobes
+    # along z1, with the share p_b of the lobe at −2.
+    ring = torch.where(norm > 0, (norm - 2) / (0.16 * norm), 0.0).unsqueeze(-1) * z
+    lobes = (z1 - 2 + 4 * torch.sigmoid(b - a)) / 0.36
+    return value, ring + torch.stack([lobes, torch.zeros_like(lobes)], dim=-1)
+
+
+def _u2(z: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
+    def sine_wave(r: Tensor, z1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return 0.5 * (r / 0.4).square(), r / 0.16, torch.zeros_like(r)
+
+    return _on_sine(z, grad, sine_wave)
+
+
+def _u3(z: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
+    def two_waves(r: Tensor, z1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # w2 = 3 exp(−½((z1 − 1)/0.6)²), dw2/dz1 = −w2 (z1 − 1) / 0.36
+        w2 = 3 * torch.exp(-0.5 * ((z1 - 1) / 0.6).square())
+        value, du_dr, du_dw2 = _two_branches(r, w2, 0.35, 0.35)
+        return value, du_dr, du_dw2 * w2 * (1 - z1) / 0.36
+
+    return _on_sine(z, grad, two_waves)
+
+
+def _u4(z: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
+    def wave_and_step(r: Tensor, z1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # w3 = 3 σ((z1 − 1)/0.3), dw3/dz1 = w3 (1 − w3/3) / 0.3
+        w3 = 3 * torch.sigmoid((z1 - 1) / 0.3)
+        value, du_dr, du_dw3 = _two_branches(r, w3, 0.4, 0.35)
+        return value, du_dr, du_dw3 * w3 * (1 - w3 / 3) / 0.3
+
+    return _on_sine(z, grad, wave_and_step)
+
+
+class _Energy(torch.autograd.Function):
+    """U(z) as one autograd node whose gradient was computed with the value."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, z: Tensor, value_and_grad: Callable) -> Tensor:
+        value, grad = value_and_grad(z, True)
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_value: Tensor) -> tuple[Tensor, None]:
+        (grad,) = ctx.saved_tensors
+        return grad_value.unsqueeze(-1) * grad, None
+
+
+def _energy_function(
+    value_and_grad: Callable[[Tensor, bool], tuple[Tensor, Tensor | None]], doc: str
+) -> Callable[[Tensor], Tensor]:
+    def u(z: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and z.requires_grad:
+            return _Energy.apply(z, value_and_grad)
+        return value_and_grad(z, False)[0]
+
+    u.__doc__ = doc
+    return u
 
 
 def wall(z: Tensor) -> Tensor:
     """Return the confining term ½ (max(|z₁| − 4, 0) / 0.2)² added to U2–U4."""
-    return 0.5 * (torch.relu(z[..., 0].abs() - 4) / 0.2) ** 2
+    return _wall(z[..., 0], False)[0]
 
 
-def u1(z: Tensor) -> Tensor:
-    """Ring with two lobes: ½((‖z‖ − 2)/0.4)² − ln(e^{−½((z₁−2)/0.6)²} + e^{−½((z₁+2)/0.6)²})."""
-    z1 = z[..., 0]
-    ring = 0.5 * ((torch.linalg.vector_norm(z, dim=-1) - 2) / 0.4) ** 2
-    lobes = torch.logaddexp(-0.5 * ((z1 - 2) / 0.6) ** 2, -0.5 * ((z1 + 2) / 0.6) ** 2)
-    return ring - lobes
-
-
-def u2(z: Tensor) -> Tensor:
-    """Sine wave: ½((z₂ − w₁)/0.4)², plus the wall."""
-    z1, z2 = z[..., 0], z[..., 1]
-    return 0.5 * ((z2 - _w1(z1)) / 0.4) ** 2 + wall(z)
-
-
-def u3(z: Tensor) -> Tensor:
-    """Two sine waves: −ln(e^{−½((z₂−w₁)/0.35)²} + e^{−½((z₂−w₁+w₂)/0.35)²}), plus the wall."""
-    z1, z2 = z[..., 0], z[..., 1]
-    r = z2 - _w1(z1)
-    return -torch.logaddexp(-0.5 * (r / 0.35) ** 2, -0.5 * ((r + _w2(z1)) / 0.35) ** 2) + wall(z)
-
-
-def u4(z: Tensor) -> Tensor:
-    """Sine and step: −ln(e^{−½((z₂−w₁)/0.4)²} + e^{−½((z₂−w₁+w₃)/0.35)²}), plus the wall."""
-    z1, z2 = z[..., 0], z[..., 1]
-    r = z2 - _w1(z1)
-    return -torch.logaddexp(-0.5 * (r / 0.4) ** 2, -0.5 * ((r + _w3(z1)) / 0.35) ** 2) + wall(z)
+u1 = _energy_function(
+    _u1, "Ring with two lobes: ½((‖z‖ − 2)/0.4)² − ln(e^{−½((z₁−2)/0.6)²} + e^{−½((z₁+2)/0.6)²})."
+)
+u2 = _energy_function(_u2, "Sine wave: ½((z₂ − w₁)/0.4)², plus the wall.")
+u3 = _energy_function(
+    _u3, "Two sine waves: −ln(e^{−½((z₂−w₁)/0.35)²} + e^{−½((z₂−w₁+w₂)/0.35)²}), plus the wall."
+)
+u4 = _energy_function(
+    _u4, "Sine and step: −ln(e^{−½((z₂−w₁)/0.4)²} + e^{−½((z₂−w₁+w₃)/0.35)²}), plus the wall."
+)
 
 
 ENERGIES: dict[str, Callable[[Tensor], Tensor]] = {"U1": u1, "U2": u2, "U3": u3, "U4": u4}
