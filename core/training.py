@@ -82,9 +82,11 @@ def apply_gradients(
     max_norm = math.inf if max_grad_norm is None else max_grad_norm
 
     def clear() -> None:
-        optimizer.zero_grad(set_to_none=True)
+        # With flat parameters the optimizer steps flat.flat alone, whose gradient this drops.
         if flat:
             flat.zero_grad()
+        else:
+            optimizer.zero_grad(set_to_none=True)
 
     # A non-finite loss stops here, before any gradient exists. (Python's isfinite of a float:
     # torch.isfinite takes several operations.)
