@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from flow_references import transformer_reference
+from torch import nn
 from torch.autograd.functional import jacobian
 
 from core.flows.autoregressive import (
@@ -12,7 +13,7 @@ from core.flows.autoregressive import (
     AutoregressiveFlow,
     standard_normal_log_prob,
 )
-from core.flows.made import MADE, MaskedLinear
+from core.flows.made import MADE, masked_layers
 from core.flows.sigmoidal import Y_BOUND
 
 FEATURES = 3
@@ -31,12 +32,12 @@ def make_flow(kind, layers=2, final_affine=False, features=FEATURES, seed=0, spr
     ).double()
     with torch.no_grad():
         for module in flow.modules():
-            if isinstance(module, MaskedLinear):
+            if isinstance(module, nn.Linear):  # masked or, in two dimensions, dense
                 scale = spread / module.in_features**0.5
                 module.weight.add_(scale * torch.randn_like(module.weight))
                 module.bias.add_(spread * torch.randn_like(module.bias))
         for name, p in flow.named_parameters():
-            if "logits" in name or name.startswith("final."):
+            if "logits" in name or "constants" in name or name.startswith("final."):
                 p.add_(spread * torch.randn_like(p))
     return flow
 
@@ -85,6 +86,39 @@ def test_made_outputs_depend_only_on_earlier_features(features, hidden, order):
     # earlier feature (random ELU network: no derivative vanishes by accident)
     if min(hidden) >= features - 1:
         assert torch.equal(moved, earlier)
+
+
+@pytest.mark.parametrize("hidden", [(8,), (16, 16), (3, 7, 5)])
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_two_dimensional_made_computes_what_its_masked_layers_compute(hidden, order):
+    # From the same seed, the dense layers take their values from the masked ones; with every
+    # parameter then moved at random (the masks still apply), both give the same numbers.
+    torch.manual_seed(3)
+    made = MADE(2, 4, hidden, order).double()
+    torch.manual_seed(3)
+    masked = nn.Sequential(*masked_layers(2, 4, hidden, order)).double()
+    x = 3 * torch.randn(50, 2, dtype=torch.float64)
+    torch.testing.assert_close(made(x), masked(x).unflatten(-1, (2, 4)), rtol=1e-12, atol=1e-12)
+
+    torch.manual_seed(4)
+    made.reset_output(torch.randn(4, dtype=torch.float64), weight_scale=1.0, noise=1.0)
+    with torch.no_grad():
+        first, second = order
+        dense = [m for m in made.network if isinstance(m, nn.Linear)]
+        linear = [m for m in masked if isinstance(m, nn.Linear)]
+        linear[0].weight[:, first] = dense[0].weight[:, 0]
+        linear[0].weight[:, second] = 100.0  # masked out: never read
+        for a, b in zip(linear[1:-1], dense[1:-1], strict=True):
+            a.weight.copy_(b.weight)
+        for a, b in zip(linear[:-1], dense[:-1], strict=True):
+            a.bias.copy_(b.bias)
+        linear[-1].weight[second * 4 : second * 4 + 4] = dense[-1].weight
+        linear[-1].weight[first * 4 : first * 4 + 4] = 100.0  # masked out
+        linear[-1].bias[second * 4 : second * 4 + 4] = dense[-1].bias
+        linear[-1].bias[first * 4 : first * 4 + 4] = made.constants
+
+    torch.testing.assert_close(made(x), masked(x).unflatten(-1, (2, 4)), rtol=1e-12, atol=1e-12)
+    assert made.constants is not None and made.constants.shape == (4,)
 
 
 def test_made_rejects_an_order_that_is_not_a_permutation():
