@@ -4,6 +4,7 @@ from fakes import LineFit
 
 from app.views import CurvesWidget, HeatmapWidget, ScatterWidget, create_view_widget
 from app.views.curves import moving_average, smooth
+from app.views.heatmap import corner_shares
 from core.runner import Runner
 from core.views import Curves, Heatmap, Reference, Scatter, Series
 
@@ -97,6 +98,51 @@ def test_heatmap_box_keeps_the_fields_aspect_and_shows_it_whole(qtbot, size):
     (x_min, x_max), (y_min, y_max) = widget.plot.vb.viewRange()
     assert (x_min, x_max) == pytest.approx((-4, 4), abs=0.05)
     assert (y_min, y_max) == pytest.approx((-2, 2), abs=0.05)
+
+
+def test_heatmap_legend_sits_in_the_emptiest_corner(qtbot):
+    # A field with mass in its top-left corner and points in its bottom right: the legend
+    # of the points goes to the top right, and is drawn there.
+    values = np.zeros((40, 40))
+    values[30:, :10] = 1.0  # rows run bottom to top: these are the top-left cells
+    points = np.column_stack([np.full(50, 3.5), np.full(50, -3.5)])
+    extent = (-4.0, 4.0, -4.0, 4.0)
+    view = Heatmap("learned", "q", values, extent, (0, 1), points=points, points_label="q")
+    widget = HeatmapWidget(view)
+    qtbot.addWidget(widget)
+    widget.resize(500, 500)
+    widget.show()
+    qtbot.waitExposed(widget)
+
+    # Patches of 6 × 16 cells: 60 of the 100 cells of mass lie under the top-left one
+    shares = corner_shares(view)
+    assert shares == pytest.approx(
+        {"top left": 0.6, "top right": 0.0, "bottom left": 0.0, "bottom right": 1.0}
+    )
+    assert widget.legend_corner == "top right"
+
+    def on_the_right():
+        box = widget.plot.vb.sceneBoundingRect()
+        return widget.legend.sceneBoundingRect().left() > box.center().x()
+
+    qtbot.waitUntil(on_the_right)
+    box, legend = widget.plot.vb.sceneBoundingRect(), widget.legend.sceneBoundingRect()
+    assert box.contains(legend)
+    assert legend.bottom() < box.center().y()
+
+    # A corner only a little emptier than the legend's own does not move it; a clearly
+    # emptier one does.
+    def field(top_left):
+        values = np.ones((40, 40))
+        values[-6:, :16] = top_left
+        return Heatmap(
+            "learned", "q", values, extent, (0, 1), points=np.zeros((1, 2)), points_label="q"
+        )
+
+    widget.set_view(field(0.95))
+    assert widget.legend_corner == "top right"
+    widget.set_view(field(0.0))
+    assert widget.legend_corner == "top left"
 
 
 def test_scatter_groups_with_legend(qtbot):

@@ -12,6 +12,19 @@ from core.views import Heatmap
 
 #: Most points drawn over a heatmap; more would hide the field and slow the window.
 MAX_OVERLAY_POINTS = 2000
+#: Share of the field's width and height that the legend of the points may cover in a corner.
+LEGEND_SPAN = (0.4, 0.15)
+#: How much less a corner must hold than the legend's own (in shares of mass plus points) to
+#: draw the legend there instead.
+LEGEND_MOVE_MARGIN = 0.01
+#: Where the legend goes in each corner: its anchor on itself and on the box (both as
+#: fractions, y down) and its offset from the box's edges in pixels.
+LEGEND_ANCHORS = {
+    "top left": ((0, 0), (0, 0), (5, 5)),
+    "top right": ((1, 0), (1, 0), (-5, 5)),
+    "bottom left": ((0, 1), (0, 1), (5, -5)),
+    "bottom right": ((1, 1), (1, 1), (-5, -5)),
+}
 
 
 class HeatmapWidget(ViewWidget):
@@ -50,9 +63,10 @@ class HeatmapWidget(ViewWidget):
             size=4, pen=pg.mkPen(0, 0, 0, 160, width=0.8), brush=pg.mkBrush(255, 255, 255, 200)
         )
         self.plot.addItem(self.points)
-        # Anchored by its left edge, the legend never runs past the plot when its size changes.
+        # The legend of the points sits in whichever corner of the field is emptiest.
         self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="9pt", brush="#ffffffe0")
         self.legend.setVisible(False)
+        self.legend_corner = "top left"
 
         # The box keeps the field's aspect by widening the canvas margins, not by showing
         # more range than the field covers (blank bands beside it).
@@ -82,10 +96,17 @@ class HeatmapWidget(ViewWidget):
             self._extent = view.extent
             self._fit_box()
 
-        # The overlay, thinned evenly when there are more points than can be read.
+        # The overlay and its legend, which follows the field and the points
+        new_points = previous is None or view.points is not previous.points
+        if new_points:
+            self._draw_points(view, previous)
+        has_legend = bool(view.points_label) and view.points is not None and len(view.points)
+        if has_legend and (new_points or view.values is not previous.values):
+            self._place_legend(corner_shares(view))
+
+    def _draw_points(self, view: Heatmap, previous: Heatmap | None) -> None:
+        # Thinned evenly when there are more points than can be read
         points = view.points
-        if previous is not None and points is previous.points:
-            return
         if points is None or len(points) == 0:
             self.points.clear()
             self.legend.setVisible(False)
@@ -98,6 +119,16 @@ class HeatmapWidget(ViewWidget):
             if view.points_label:
                 self.legend.addItem(self.points, view.points_label)
         self.legend.setVisible(bool(view.points_label))
+
+    def _place_legend(self, shares: dict[str, float]) -> None:
+        # It moves only for a corner clearly emptier than its own, so that it does not hop
+        # between empty corners as a learned field changes in its last digits.
+        corner = min(shares, key=shares.__getitem__)
+        if shares[self.legend_corner] - shares[corner] <= LEGEND_MOVE_MARGIN:
+            return
+        item_pos, parent_pos, offset = LEGEND_ANCHORS[corner]
+        self.legend.anchor(item_pos, parent_pos, offset)
+        self.legend_corner = corner
 
     def _fit_box(self, *_: object) -> None:
         """Pad the canvas so that the view box has the extent's aspect and shows it whole."""
@@ -127,3 +158,43 @@ class HeatmapWidget(ViewWidget):
             right + padding[0] / 2,
             bottom + padding[1] / 2,
         )
+
+
+def corner_shares(view: Heatmap) -> dict[str, float]:
+    """Return how much of the field lies under a legend in each corner (:data:`LEGEND_ANCHORS`).
+
+    A corner's share of the field's mass (the values, taken as non-negative) and its share of
+    the points, added, over a patch the size of :data:`LEGEND_SPAN`.
+    """
+    values = np.clip(np.nan_to_num(np.asarray(view.values, dtype=np.float64)), 0, None)
+    rows, cols = values.shape
+    patch_rows = max(1, round(LEGEND_SPAN[1] * rows))
+    patch_cols = max(1, round(LEGEND_SPAN[0] * cols))
+    total = values.sum() or 1.0
+
+    # Rows of the values run from the bottom of the extent to the top.
+    patches = {
+        "top left": values[rows - patch_rows :, :patch_cols],
+        "top right": values[rows - patch_rows :, cols - patch_cols :],
+        "bottom left": values[:patch_rows, :patch_cols],
+        "bottom right": values[:patch_rows, cols - patch_cols :],
+    }
+    share = {corner: patch.sum() / total for corner, patch in patches.items()}
+
+    if view.points is not None and len(view.points):
+        x_min, x_max, y_min, y_max = view.extent
+        x, y = np.asarray(view.points, dtype=np.float64).T
+        left = x < x_min + LEGEND_SPAN[0] * (x_max - x_min)
+        right = x > x_max - LEGEND_SPAN[0] * (x_max - x_min)
+        top = y > y_max - LEGEND_SPAN[1] * (y_max - y_min)
+        bottom = y < y_min + LEGEND_SPAN[1] * (y_max - y_min)
+        inside = {
+            "top left": top & left,
+            "top right": top & right,
+            "bottom left": bottom & left,
+            "bottom right": bottom & right,
+        }
+        for corner, mask in inside.items():
+            share[corner] += mask.mean()
+
+    return share
