@@ -25,9 +25,11 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 ENERGY_NAMES = ("U1", "U2", "U3", "U4")
 
 
-# Each energy below returns U(z) and, when asked, its gradient dU/dz, written out by hand: the
-# energies are a few dozen tiny operations whose autograd graph would cost more than U itself
-# (about half a reverse-KL step's share of them). Every derivative is checked by gradcheck.
+# Each energy below returns U(z) and, when asked, its gradient dU/dz, written out by hand. An
+# energy is a few dozen operations on a batch of 2D points, and recording them for autograd
+# and running their backward cost more than the values; the gradient computed alongside the
+# value takes one node. Without a gradient to track, the same code returns the value alone,
+# through plain (still differentiable) operations. Every derivative is checked by gradcheck.
 
 
 def _sine(z1: Tensor, grad: bool) -> tuple[Tensor, Tensor | None]:
