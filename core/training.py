@@ -27,7 +27,8 @@ class FlatParameters:
     """
 
     def __init__(self, parameters: Iterable[nn.Parameter]) -> None:
-        self.views = [p for p in parameters if p.requires_grad]
+        # Each parameter once, even if it is listed twice (a weight shared by two layers)
+        self.views = list(dict.fromkeys(p for p in parameters if p.requires_grad))
         if not self.views:
             raise ValueError("no trainable parameters to flatten")
         first = self.views[0]

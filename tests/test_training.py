@@ -115,6 +115,17 @@ def test_a_non_finite_loss_raises_before_any_gradient():
     assert flat.flat.grad is None
 
 
+def test_a_parameter_listed_twice_is_flattened_once():
+    shared = torch.nn.Parameter(torch.arange(3.0))
+    flat = FlatParameters([shared, shared])
+    optimizer = torch.optim.SGD([flat.flat], lr=1.0)
+
+    apply_gradients(shared.sum(), optimizer, flat)
+
+    assert flat.flat.shape == (3,)
+    torch.testing.assert_close(shared.detach(), torch.arange(3.0) - 1)
+
+
 def test_flattening_refuses_mixed_dtypes_and_nothing_to_train():
     with pytest.raises(ValueError, match="one dtype and device"):
         mixed = [torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2).double())]
