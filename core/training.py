@@ -58,13 +58,6 @@ class FlatParameters:
         return self.flat.grad
 
 
-def _clip_flat(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
-    # clip_grad_norm_'s rule on one tensor: scale by max_norm / (norm + 1e-6) when below 1.
-    norm = torch.linalg.vector_norm(grad)
-    grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
-    return norm
-
-
 def apply_gradients(
     loss: torch.Tensor,
     optimizer: torch.optim.Optimizer,
@@ -79,7 +72,7 @@ def apply_gradients(
     NaN or infinite, so the caller keeps its last good state.
     """
     flat = parameters if isinstance(parameters, FlatParameters) else None
-    parameters = flat.views if flat else [p for p in parameters if p.requires_grad]
+    stepped = [flat.flat] if flat else [p for p in parameters if p.requires_grad]
     max_norm = math.inf if max_grad_norm is None else max_grad_norm
 
     def clear() -> None:
@@ -100,10 +93,8 @@ def apply_gradients(
     clear()
     loss.backward()
     if flat:
-        norm = _clip_flat(flat.gather_grad(), max_norm)
-    else:
-        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-    norm = norm.item()
+        flat.gather_grad()
+    norm = torch.nn.utils.clip_grad_norm_(stepped, max_norm).item()
     if not math.isfinite(norm):
         clear()
         raise DivergenceError(f"gradient norm is {norm} (loss {value:.4g})")
