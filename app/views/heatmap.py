@@ -64,9 +64,10 @@ class HeatmapWidget(ViewWidget):
         )
         self.plot.addItem(self.points)
         # The legend of the points sits in whichever corner of the field is emptiest.
-        self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="9pt", brush="#ffffffe0")
-        self.legend.setVisible(False)
         self.legend_corner = "top left"
+        offset = LEGEND_ANCHORS[self.legend_corner][2]
+        self.legend = self.plot.addLegend(offset=offset, labelTextSize="9pt", brush="#ffffffe0")
+        self.legend.setVisible(False)
 
         # The box keeps the field's aspect by widening the canvas margins, not by showing
         # more range than the field covers (blank bands beside it).
