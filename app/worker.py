@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QObject, QThread, Signal
 
 from core.experiment import Experiment
@@ -33,6 +34,24 @@ VIEWS_INTERVAL_S = 0.5
 #: Views that take long to compute (a density grid through a slow inverse) wait this many times
 #: their own cost before the next refresh, so they never take more than a fifth of training.
 VIEWS_COST_FACTOR = 4.0
+
+
+#: pyqtgraph's collector of cyclic garbage on the GUI thread, once a training session exists.
+_gui_thread_gc: GarbageCollector | None = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Stop Python's automatic garbage collection and collect on a GUI-thread timer instead.
+
+    Automatic collection runs in whichever thread happens to allocate. Run in a training
+    thread (or the window's export thread), it can free a cycle that holds a GUI-thread
+    QObject with a running timer; Qt cannot stop the timer from there ("Timers cannot be
+    stopped from another thread") and a later tick goes to freed memory. It showed as a
+    segmentation fault in the test suite, in a third of full runs on this machine.
+    """
+    global _gui_thread_gc
+    if _gui_thread_gc is None:
+        _gui_thread_gc = GarbageCollector(interval=1.0)
 
 
 class Command(enum.Enum):
@@ -185,6 +204,7 @@ class TrainingSession(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        collect_garbage_on_gui_thread()  # built on the GUI thread, before any worker thread
         self.run_id = 0
         self.thread: TrainingThread | None = None
         self.latest: Snapshot | None = None

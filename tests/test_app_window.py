@@ -1,3 +1,4 @@
+import threading
 import time
 
 import pytest
@@ -162,3 +163,32 @@ def test_new_runs_wait_for_the_old_thread(qtbot):
     assert session.latest.run_id == runs[-1]
     assert session.latest.config["lr"] == 0.03
     assert session.shutdown()
+
+
+def test_garbage_cycles_are_collected_on_the_gui_thread(qtbot):
+    # A cycle freed by Python's automatic collection in a worker thread could take a
+    # GUI-thread QObject with it, whose timers Qt cannot stop from there. With a session,
+    # cycles wait for the GUI thread's collector, however much a worker thread allocates.
+    TrainingSession().shutdown()
+    freed_in = []
+
+    class Node:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            freed_in.append(threading.current_thread().name)
+
+    kept = []
+
+    def allocate():
+        Node()  # now garbage, held only by its own cycle
+        kept.extend([] for _ in range(100_000))  # past every generation's threshold
+
+    worker = threading.Thread(target=allocate, name="worker")
+    worker.start()
+    worker.join()
+    assert freed_in == []
+
+    qtbot.waitUntil(lambda: len(freed_in) > 0, timeout=5_000)
+    assert freed_in == [threading.main_thread().name]
